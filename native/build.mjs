@@ -45,7 +45,7 @@ if (!existsSync(join(nodedir, 'include', 'node', 'node_api.h'))) {
 const require = createRequire(import.meta.url);
 const nodeGyp = require.resolve('node-gyp/bin/node-gyp.js');
 console.log(`moa: building the native binding against libtorch from ${torch.source} (${torch.libDir})${torch.cuda ? ' with CUDA' : ''}`);
-const result = spawnSync(process.execPath, [nodeGyp, 'rebuild', `--nodedir=${nodedir}`, `--jobs=${availableParallelism()}`], {
+const result = spawnSync(process.execPath, [nodeGyp, 'rebuild', '--loglevel=warn', `--nodedir=${nodedir}`, `--jobs=${availableParallelism()}`], {
   cwd: here,
   stdio: 'inherit',
   env: {

@@ -123,7 +123,12 @@ template <>
 struct From<at::Scalar> {
   static at::Scalar get(const Napi::Value& v) {
     if (v.IsBoolean()) return at::Scalar(v.As<Napi::Boolean>().Value());
-    if (v.IsNumber()) return at::Scalar(v.As<Napi::Number>().DoubleValue());
+    if (v.IsNumber()) {
+      // An integer-valued number acts as an integer (as a Python int does): int tensors stay int.
+      double d = v.As<Napi::Number>().DoubleValue();
+      bool integral = std::isfinite(d) && std::trunc(d) == d && std::abs(d) < 9007199254740992.0;
+      return integral ? at::Scalar(static_cast<int64_t>(d)) : at::Scalar(d);
+    }
     throw ArgError{"a number or boolean"};
   }
 };

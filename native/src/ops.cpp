@@ -15,6 +15,14 @@ using Str = const std::string&;
 using OptInt = c10::optional<int64_t>;
 using OptDouble = c10::optional<double>;
 using OptType = c10::optional<at::ScalarType>;
+using OptTensors = const std::vector<c10::optional<at::Tensor>>&;
+
+// Advanced indexing takes one optional index tensor per leading dimension (null keeps it whole).
+c10::List<c10::optional<at::Tensor>> indexList(OptTensors indices) {
+  c10::List<c10::optional<at::Tensor>> list;
+  for (const auto& i : indices) list.push_back(i);
+  return list;
+}
 
 at::TensorOptions options(at::ScalarType dtype, Str device) {
   return at::TensorOptions().dtype(dtype).device(c10::Device(device));
@@ -120,6 +128,7 @@ const std::vector<OpEntry> kOps = {
     OP(toDevice, [](T t, Str dev, bool nonBlocking) { return t.to(c10::Device(dev), nonBlocking); }),
     OP(contiguous, [](T t, int64_t fmt) { return t.contiguous(memoryFormat(fmt)); }),
     OP(clone, [](T t) { return t.clone(); }),
+    OP(alias, [](T t) { return at::alias(t); }),
     OP(detach, [](T t) { return t.detach(); }),
     OP(copy_, [](T dst, T src) { return dst.copy_(src); }),
     OP(fill_, [](T t, at::Scalar v) { return t.fill_(v); }),
@@ -270,6 +279,8 @@ const std::vector<OpEntry> kOps = {
     OP(indexSelect, [](T a, int64_t dim, T idx) { return at::index_select(a, dim, idx); }),
     OP(gather, [](T a, int64_t dim, T idx) { return at::gather(a, dim, idx); }),
     OP(scatter, [](T a, int64_t dim, T idx, T src) { return at::scatter(a, dim, idx, src); }),
+    OP(index, [](T a, OptTensors idx) { return at::index(a, indexList(idx)); }),
+    OP(indexPut_, [](T a, OptTensors idx, T v, bool acc) { return a.index_put_(indexList(idx), v, acc); }),
     OP(maskedFill, [](T a, T mask, at::Scalar v) { return at::masked_fill(a, mask, v); }),
     OP(maskedFill_, [](T a, T mask, at::Scalar v) { return a.masked_fill_(mask, v); }),
     OP(maskedScatter_, [](T a, T mask, T src) { return a.masked_scatter_(mask, src); }),

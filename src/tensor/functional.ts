@@ -1,0 +1,128 @@
+// Operations on several tensors, and the network building blocks (as torch.nn.functional).
+import { native } from './native.js';
+import { Tensor } from './tensor.js';
+
+type Pair = number | readonly [number, number];
+const pair = (v: Pair): [number, number] => (typeof v === 'number' ? [v, v] : [v[0], v[1]]);
+const handles = (ts: readonly Tensor[]) => ts.map((t) => t.handle);
+
+function nonEmpty(op: string, ts: readonly Tensor[]): readonly Tensor[] {
+  if (!Array.isArray(ts) || ts.length === 0) throw new TypeError(`${op}: expected a non-empty array of tensors`);
+  return ts;
+}
+
+export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
+  return new Tensor(native.cat(handles(nonEmpty('cat', tensors)), dim));
+}
+export function stack(tensors: readonly Tensor[], dim = 0): Tensor {
+  return new Tensor(native.stack(handles(nonEmpty('stack', tensors)), dim));
+}
+/** Elements of a where condition is true, else of b. */
+export function where(condition: Tensor, a: Tensor, b: Tensor): Tensor {
+  return new Tensor(native.where(condition.handle, a.handle, b.handle));
+}
+
+export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
+  return new Tensor(native.linear(x.handle, weight.handle, bias?.handle ?? null));
+}
+
+export interface Conv2dOptions {
+  stride?: Pair;
+  padding?: Pair;
+  dilation?: Pair;
+  groups?: number;
+}
+export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, { stride = 1, padding = 0, dilation = 1, groups = 1 }: Conv2dOptions = {}): Tensor {
+  return new Tensor(native.conv2d(x.handle, weight.handle, bias?.handle ?? null, pair(stride), pair(padding), pair(dilation), groups));
+}
+
+export interface ConvTranspose2dOptions extends Conv2dOptions {
+  outputPadding?: Pair;
+}
+export function convTranspose2d(
+  x: Tensor,
+  weight: Tensor,
+  bias?: Tensor | null,
+  { stride = 1, padding = 0, outputPadding = 0, dilation = 1, groups = 1 }: ConvTranspose2dOptions = {},
+): Tensor {
+  return new Tensor(
+    native.convTranspose2d(x.handle, weight.handle, bias?.handle ?? null, pair(stride), pair(padding), pair(outputPadding), groups, pair(dilation)),
+  );
+}
+
+export function groupNorm(x: Tensor, groups: number, weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor {
+  return new Tensor(native.groupNorm(x.handle, groups, weight?.handle ?? null, bias?.handle ?? null, eps));
+}
+export function layerNorm(x: Tensor, normalizedShape: readonly number[], weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor {
+  return new Tensor(native.layerNorm(x.handle, normalizedShape, weight?.handle ?? null, bias?.handle ?? null, eps));
+}
+export function embedding(weight: Tensor, indices: Tensor): Tensor {
+  return new Tensor(native.embedding(weight.handle, indices.handle));
+}
+export function dropout(x: Tensor, p: number, training: boolean): Tensor {
+  if (!(p >= 0 && p < 1)) throw new RangeError(`dropout probability must be in [0, 1), not ${p}`);
+  return new Tensor(native.dropout(x.handle, p, training));
+}
+export function mseLoss(prediction: Tensor, target: Tensor): Tensor {
+  return new Tensor(native.mseLoss(prediction.handle, target.handle));
+}
+export function crossEntropy(logits: Tensor, target: Tensor): Tensor {
+  return new Tensor(native.crossEntropy(logits.handle, target.handle));
+}
+export function oneHot(indices: Tensor, classes: number): Tensor {
+  return new Tensor(native.oneHot(indices.handle, classes));
+}
+
+export interface AttentionOptions {
+  /** Bool (true = attend) or additive float mask, broadcastable to [..., Lq, Lk]. */
+  mask?: Tensor | null;
+  dropout?: number;
+  causal?: boolean;
+  /** Defaults to 1/sqrt(head dim). */
+  scale?: number;
+}
+/**
+ * softmax(q kᵀ · scale + mask) v over the last two dimensions. Uses libtorch's fused kernel
+ * where it has one (libtorch ≥ 2.1), otherwise the exact composed form.
+ */
+export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions = {}): Tensor {
+  const { mask = null, dropout: p = 0, causal = false, scale = null } = options;
+  return new Tensor(native.attention(q.handle, k.handle, v.handle, mask?.handle ?? null, p, causal, scale));
+}
+/** The composed (unfused) attention, always available: the reference for the fused kernel. */
+export function attentionReference(q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions = {}): Tensor {
+  const { mask = null, dropout: p = 0, causal = false, scale = null } = options;
+  return new Tensor(native.attentionMath(q.handle, k.handle, v.handle, mask?.handle ?? null, p, causal, scale));
+}
+export function hasFusedAttention(): boolean {
+  return native.fusedAttention();
+}
+
+export interface InterpolateOptions {
+  /** Output [height, width]; or give scaleFactor. */
+  size?: readonly [number, number];
+  scaleFactor?: number | readonly [number, number];
+  mode?: 'nearest' | 'bilinear' | 'bicubic';
+  alignCorners?: boolean;
+  antialias?: boolean;
+}
+/** Resizes [N, C, H, W] images. */
+export function interpolate(x: Tensor, options: InterpolateOptions): Tensor {
+  const { mode = 'nearest', alignCorners = false, antialias = false } = options;
+  if (x.ndim !== 4) throw new RangeError(`interpolate takes [N, C, H, W], not a tensor of shape [${x.shape.join(', ')}]`);
+  let size: readonly number[];
+  if (options.size) size = options.size;
+  else if (options.scaleFactor !== undefined) {
+    const [sh, sw] = pair(options.scaleFactor);
+    size = [Math.floor(x.size(2) * sh), Math.floor(x.size(3) * sw)];
+  } else throw new TypeError('interpolate needs size or scaleFactor');
+  if (mode === 'nearest') return new Tensor(native.upsampleNearest2d(x.handle, size));
+  if (mode === 'bilinear') return new Tensor(native.upsampleBilinear2d(x.handle, size, alignCorners, antialias));
+  if (mode === 'bicubic') return new Tensor(native.upsampleBicubic2d(x.handle, size, alignCorners, antialias));
+  throw new TypeError(`interpolate: unknown mode '${String(mode)}'; expected nearest, bilinear or bicubic`);
+}
+
+/** Pads the last dimensions: [left, right, top, bottom, ...] as PyTorch's F.pad. */
+export function pad(x: Tensor, padding: readonly number[], mode: 'constant' | 'reflect' | 'replicate' = 'constant', value = 0): Tensor {
+  return new Tensor(native.pad(x.handle, padding, mode, value));
+}
