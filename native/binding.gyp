@@ -3,13 +3,13 @@
   "targets": [
     {
       "target_name": "moa_native",
-      "sources": ["src/bridge.cpp", "src/ops.cpp", "src/optim.cpp", "src/system.cpp"],
+      "sources": ["src/allocator.cpp", "src/bridge.cpp", "src/ops.cpp", "src/optim.cpp", "src/system.cpp"],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
         "<!@(node -p \"process.env.MOA_TORCH_INCLUDE.split(':').join(' ')\")"
       ],
       "defines": [
-        "NAPI_VERSION=8",
+        "NAPI_EXPERIMENTAL",
         "NAPI_CPP_EXCEPTIONS",
         "NODE_ADDON_API_DISABLE_DEPRECATED",
         "_GLIBCXX_USE_CXX11_ABI=<!(node -p \"process.env.MOA_TORCH_CXX11_ABI\")"

@@ -19,13 +19,22 @@ static int64_t hostBytes(const at::Tensor& t) {
   return static_cast<int64_t>(t.numel()) * static_cast<int64_t>(t.element_size());
 }
 
-void releaseTensor(Napi::Env env, TensorBox* box) {
+void releaseTensor(node_api_basic_env env, TensorBox* box) {
   if (!box->tensor.defined()) return;
-  if (box->reported) Napi::MemoryManagement::AdjustExternalMemory(env, -box->reported);
+  int64_t ignored;
+  if (box->reported) napi_adjust_external_memory(env, -box->reported, &ignored);
   census().live -= 1;
   census().bytes -= box->reported;
   box->reported = 0;
   box->tensor = at::Tensor();
+}
+
+// A basic finalizer touches no JavaScript, so Node runs it inside the GC itself rather than on a
+// later turn of the event loop: a synchronous loop that drops tensors gets their memory back.
+static void finalizeTensor(node_api_basic_env env, void* data, void*) {
+  auto* box = static_cast<TensorBox*>(data);
+  releaseTensor(env, box);
+  delete box;
 }
 
 Napi::Value wrapTensor(Napi::Env env, at::Tensor tensor) {
@@ -35,12 +44,10 @@ Napi::Value wrapTensor(Napi::Env env, at::Tensor tensor) {
   census().live += 1;
   census().bytes += box->reported;
   if (box->reported) Napi::MemoryManagement::AdjustExternalMemory(env, box->reported);
-  auto external = Napi::External<TensorBox>::New(env, box, [](Napi::Env env, TensorBox* b) {
-    releaseTensor(env, b);
-    delete b;
-  });
+  napi_value external;
+  NAPI_THROW_IF_FAILED(env, napi_create_external(env, box, finalizeTensor, nullptr, &external), Napi::Value());
   napi_type_tag_object(env, external, &kTensorTag);
-  return external;
+  return Napi::Value(env, external);
 }
 
 TensorBox* unwrapTensorBox(const Napi::Value& value, const char* what) {

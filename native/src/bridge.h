@@ -39,7 +39,7 @@ struct Census {
 Census& census();
 
 Napi::Value wrapTensor(Napi::Env env, at::Tensor tensor);
-void releaseTensor(Napi::Env env, TensorBox* box);
+void releaseTensor(node_api_basic_env env, TensorBox* box);
 TensorBox* unwrapTensorBox(const Napi::Value& value, const char* what);
 const at::Tensor& unwrapTensor(const Napi::Value& value, const char* what);
 
@@ -267,5 +267,16 @@ Napi::Value guarded(const Napi::CallbackInfo& info) {
 }
 
 void registerOps(Napi::Env env, Napi::Object exports, const std::vector<OpEntry>& ops);
+
+// The caching CPU allocator (allocator.cpp).
+struct AllocatorStats {
+  int64_t inUse = 0;   // bytes of large blocks held by tensors
+  int64_t cached = 0;  // bytes of large blocks kept for reuse
+  int64_t limit = 0;   // most bytes the cache keeps
+};
+void installAllocator();
+AllocatorStats allocatorStats();
+void emptyCache();
+void setCacheLimit(int64_t bytes);
 
 }  // namespace moa

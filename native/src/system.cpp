@@ -297,11 +297,18 @@ const std::vector<OpEntry> kSystemOps = {
     OP(cudaSynchronize, cudaSynchronize),
     OP(nativeLoop, nativeLoop),
     OP(noop, []() {}),
+    OP(allocatorStats, []() {
+      auto s = allocatorStats();
+      return std::vector<int64_t>{s.inUse, s.cached, s.limit};
+    }),
+    OP(emptyCache, emptyCache),
+    OP(setCacheLimit, setCacheLimit),
 };
 
 }  // namespace
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  installAllocator();
   registerOps(env, exports, kSystemOps);
   registerTensorOps(env, exports);
   registerOptimizerOps(env, exports);

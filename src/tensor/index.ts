@@ -13,7 +13,7 @@ export * from './optim.js';
 export { keep, tidy } from './scope.js';
 export * from './system.js';
 export * from './tensor.js';
-export { liveTensors } from './memory.js';
+export * from './memory.js';
 
 // libtorch starts with one thread on these machines: use the cores (or MOA_THREADS).
 setThreads(defaultThreads());

@@ -198,6 +198,9 @@ export interface Native {
   cudaSynchronize(index: Num): void;
   nativeLoop(kind: string, inputs: readonly H[], iterations: Num): number;
   noop(): void;
+  allocatorStats(): number[];
+  emptyCache(): void;
+  setCacheLimit(bytes: Num): void;
 }
 
 // Unary element-wise ops and comparisons share one shape; listed once here and in the table.
