@@ -149,11 +149,30 @@ describe('gradcheck: reductions', () => {
     check((a) => a.mean(), () => [param([2, 3])]);
     check((a) => a.mean([0, 2]), () => [param([2, 3, 2])]);
   });
-  test('var, std', () => {
-    check((a) => a.var(), () => [param([2, 3])]);
+  test('var, std over dims', () => {
     check((a) => a.var(1, { unbiased: false, keepdim: true }), () => [param([2, 4])]);
+    check((a) => a.var([0, 1]), () => [param([2, 3])]);
     check((a) => a.std(0), () => [param([3, 2])]);
   });
+  test('var, std over all elements (no dims): gradient 2(x - mean)/(n - 1), by hand', () =>
+    tidy(() => {
+      const xs = [1, 2, 4, 7];
+      const mean = 3.5;
+      const unbiased = xs.map((v) => (2 * (v - mean)) / 3);
+      const biased = xs.map((v) => (2 * (v - mean)) / 4);
+      const x = f64(xs, [2, 2]).requiresGrad_();
+      x.var().backward();
+      close(vals(x.grad!), unbiased, 1e-12, 'var()');
+      x.zeroGrad();
+      x.var(undefined, { unbiased: false }).backward();
+      close(vals(x.grad!), biased, 1e-12, 'var(unbiased: false)');
+      x.zeroGrad();
+      const sd = Math.sqrt(xs.reduce((s, v) => s + (v - mean) ** 2, 0) / 3);
+      x.std().backward();
+      close(vals(x.grad!), unbiased.map((g) => g / (2 * sd)), 1e-12, 'std()');
+      x.zeroGrad();
+      assert.equal(gradcheck((a) => a.var(), [x]), true);
+    }));
   test('max, min (values), logsumexp, norm, cumsum', () => {
     check((a) => a.max(), () => [param([2, 3])]);
     check((a) => a.max(1).values, () => [param([3, 4])]);

@@ -3,6 +3,7 @@
 import { checkDevice, type Device } from './device.js';
 import { type AnyTypedArray, type DType, dtypeCode, dtypeFromCode, isDType, typedArrayOf } from './dtype.js';
 import { type BinaryOp, type ComparisonScalarOp, type Handle, native, type UnaryOp } from './native.js';
+import type { Generator } from './generator.js';
 import { keep, track } from './scope.js';
 
 export type MemoryFormat = 'contiguous' | 'channels_last' | 'preserve';
@@ -480,6 +481,16 @@ export class Tensor {
   mul_(other: Tensor | number): this {
     if (typeof other === 'number') native.mulScalar_(this.#handle, other);
     else native.mul_(this.#handle, other.#handle);
+    return this;
+  }
+  /** Fills with draws from N(mean, std²), in place. */
+  normal_(mean: number, std: number, generator: Generator): this {
+    native.normal_(this.#handle, mean, std, generator.handle);
+    return this;
+  }
+  /** Fills with draws from U[low, high), in place. */
+  uniform_(low: number, high: number, generator: Generator): this {
+    native.uniform_(this.#handle, low, high, generator.handle);
     return this;
   }
   lerp_(end: Tensor, weight: number): this {
