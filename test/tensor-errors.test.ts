@@ -99,7 +99,7 @@ describe('bad shapes give Errors naming the op, shapes and dtypes', () => {
       throwsWith(() => zeros([2, 3]).sum(4), Error, /sum/);
       throwsWith(() => zeros([2, 3]).item(), Error, /item\(Tensor\[2, 3\] Float\)/);
       throwsWith(() => zeros([3]).expand(2, 2), Error, /expand/);
-      throwsWith(() => zeros([2, 3]).split([1, 1]), Error, /splitWithSizes/);
+      throwsWith(() => zeros([2, 3]).split([1, 2]), Error, /splitWithSizes\(Tensor\[2, 3\] Float, \[1, 2\], 0\)/);
     }));
 
   test('dtype errors name the dtypes', () =>
@@ -179,16 +179,23 @@ describe('wrong argument types give TypeErrors', () => {
   test('a string where a number is needed, through the Tensor API', () =>
     tidy(() => {
       const t = zeros([2, 3]);
-      throwsWith(() => t.clamp('a' as never), TypeError, /clamp: argument 2 must be a number \(got "a"\)/);
+      throwsWith(() => t.clamp('a' as never), TypeError, /clamp: argument 2 must be a number or boolean \(got "a"\)/);
       throwsWith(() => t.reshape('a' as never), TypeError, /reshape: argument 2 must be an integer/);
       throwsWith(() => t.select(0, '1' as never), TypeError, /select/);
       throwsWith(() => t.softmax('1' as never), TypeError, /softmax/);
       throwsWith(() => t.sum('0' as never), TypeError, /sum/);
-      throwsWith(() => t.add(1, 'x' as never), TypeError);
       throwsWith(() => t.add('x' as never), TypeError);
       throwsWith(() => t.mul('2' as never), TypeError);
       throwsWith(() => t.matmul(3 as never), TypeError);
       throwsWith(() => t.fill_('1' as never), TypeError, /fill_/);
+    }));
+
+  test('a number plus a non-number alpha is a TypeError, not a silent NaN', () =>
+    tidy(() => {
+      const t = zeros([2, 3]);
+      throwsWith(() => t.add(1, 'x' as never), TypeError);
+      throwsWith(() => t.sub(1, 'x' as never), TypeError);
+      throwsWith(() => t.add(1, null as never), TypeError);
     }));
 
   test('a disposed tensor', () =>
@@ -229,13 +236,14 @@ describe('creation errors are clear', () => {
 
   test('unknown dtype', () => {
     throwsWith(() => zeros([2], { dtype: 'float65' as never }), TypeError, /unknown dtype 'float65'/);
-    throwsWith(() => tensor([1], { dtype: 'double' as never }), TypeError, /unknown dtype 'double'/);
     throwsWith(() => tidy(() => ones([2]).sum(0, false, 'int128' as never)), TypeError, /unknown dtype/);
   });
 
-  test('unknown dtype in to() is reported as a dtype, not as a device', () =>
+  test('unknown dtype in to() and tensor() is reported as a dtype, not as a device', () =>
     tidy(() => {
       throwsWith(() => ones([2]).to('float65' as never), TypeError, /float65/, /dtype/);
+      // tensor() of plain numbers converts with to(dtype): the same message
+      throwsWith(() => tensor([1], { dtype: 'double' as never }), TypeError, /unknown dtype 'double'/);
     }));
 
   test('unknown device', () => {

@@ -338,6 +338,14 @@ describe('autograd bookkeeping', () => {
       assert.deepEqual(vals(x.grad!), [3, 3, 3]);
     }));
 
+  test('grad is a handle on the stored gradient: changing it in place changes the gradient', () =>
+    tidy(() => {
+      const x = param([3]);
+      x.sum().backward();
+      x.grad!.mul_(3);
+      assert.deepEqual(vals(x.grad!), [3, 3, 3]);
+    }));
+
   test('retainGraph allows a second backward through the same graph', () =>
     tidy(() => {
       const x = param([2]);
@@ -512,10 +520,11 @@ describe('optimizers', () => {
       opt.dispose();
     }));
 
-  for (const kind of ['AdamW', 'SGD'] as const) {
+  for (const kind of ['AdamW', 'AdamW amsgrad', 'SGD'] as const) {
     test(`${kind} stateDict → new optimizer loadStateDict → next steps identical to an uninterrupted run`, () =>
       tidy(() => {
-        const make = (ps: Tensor[]) => (kind === 'AdamW' ? new AdamW(ps, { lr: 0.05, betas: [0.9, 0.99], weightDecay: 0.02 }) : new SGD(ps, { lr: 0.05, momentum: 0.9 }));
+        const make = (ps: Tensor[]) =>
+          kind === 'SGD' ? new SGD(ps, { lr: 0.05, momentum: 0.9 }) : new AdamW(ps, { lr: 0.05, betas: [0.9, 0.99], weightDecay: 0.02, amsgrad: kind === 'AdamW amsgrad' });
         const run = (opt: AdamW | SGD, p: Tensor[], steps: number) => {
           for (let s = 0; s < steps; s++) {
             opt.zeroGrad();
@@ -532,9 +541,9 @@ describe('optimizers', () => {
         const optB = make(b);
         run(optB, b, 2);
         const state = optB.stateDict();
-        const expected = kind === 'AdamW' ? ['0.step', '0.exp_avg', '0.exp_avg_sq', '1.step', '1.exp_avg', '1.exp_avg_sq'] : ['0.momentum_buffer', '1.momentum_buffer'];
-        assert.deepEqual(Object.keys(state).sort(), expected.sort());
-        if (kind === 'AdamW') assert.equal(state['0.step']!.item(), 2);
+        const slots = kind === 'SGD' ? ['momentum_buffer'] : ['step', 'exp_avg', 'exp_avg_sq', ...(kind === 'AdamW amsgrad' ? ['max_exp_avg_sq'] : [])];
+        assert.deepEqual(Object.keys(state).sort(), [0, 1].flatMap((i) => slots.map((s) => `${i}.${s}`)).sort());
+        if (kind !== 'SGD') assert.equal(state['0.step']!.item(), 2);
         const saved = b.map((t) => noGrad(() => t.detach().clone()));
         optB.dispose();
         const resumed = saved.map((t) => t.clone().requiresGrad_());

@@ -1284,6 +1284,21 @@ describe('conversion and dtypes', () => {
       assert.equal(withGrad.requiresGrad, true, 'clone stays in the graph');
     }));
 
+  test('a -0 scalar keeps its sign with float tensors (fill_(-0), mul(-0), full(-0))', () =>
+    tidy(() => {
+      assert.ok(Object.is(zeros([1]).fill_(-0).toNumbers()[0], -0), 'fill_(-0)');
+      assert.ok(Object.is(ones([1]).mul(-0).toNumbers()[0], -0), 'mul(-0)');
+      assert.ok(Object.is(full([1], -0).toNumbers()[0], -0), 'full(-0)');
+    }));
+
+  test('bool tensors convert to numbers', () =>
+    tidy(() => {
+      const b = tensor([true, false], { dtype: 'float32' });
+      assert.equal(b.dtype, 'float32');
+      assert.deepEqual(nums(b), [1, 0]);
+      assert.deepEqual(nums(tensor([true, false]).to('int64').add(1)), [2, 1]);
+    }));
+
   test('item, data, toFloat32Array, toFloat64Array, toNumbers', () =>
     tidy(() => {
       assert.equal(tensor(2.5).item(), 2.5);
@@ -1427,6 +1442,20 @@ describe('autocast', () => {
       assert.equal(autocast({ enabled: false }, () => x.matmul(w.mT)).dtype, 'float32');
       // default options: CPU bfloat16
       assert.equal(autocast({}, () => linear(x, w)).dtype, 'bfloat16');
+    }));
+
+  test('nested autocast scopes restore the outer state', () =>
+    tidy(() => {
+      const [a, b] = [ones([2, 2]), ones([2, 2])];
+      const [inner, outerAfter] = autocast({}, () => {
+        const off = autocast({ enabled: false }, () => linear(a, b).dtype);
+        return [off, linear(a, b).dtype];
+      });
+      assert.equal(inner, 'float32');
+      assert.equal(outerAfter, 'bfloat16');
+      const [on, offAfter] = autocast({ enabled: false }, () => [autocast({}, () => linear(a, b).dtype), linear(a, b).dtype]);
+      assert.equal(on, 'bfloat16');
+      assert.equal(offAfter, 'float32');
     }));
 
   test('autocast restores its state when fn throws', () =>

@@ -126,7 +126,7 @@ struct From<at::Scalar> {
     if (v.IsNumber()) {
       // An integer-valued number acts as an integer (as a Python int does): int tensors stay int.
       double d = v.As<Napi::Number>().DoubleValue();
-      bool integral = std::isfinite(d) && std::trunc(d) == d && std::abs(d) < 9007199254740992.0;
+      bool integral = std::isfinite(d) && std::trunc(d) == d && std::abs(d) < 9007199254740992.0 && !(d == 0 && std::signbit(d));
       return integral ? at::Scalar(static_cast<int64_t>(d)) : at::Scalar(d);
     }
     throw ArgError{"a number or boolean"};

@@ -70,7 +70,7 @@ bool fusedAttention() { return TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR =
 double clipGradNorm(Tensors params, double maxNorm, double normType) {
   std::vector<at::Tensor> norms;
   for (const auto& p : params) {
-    if (p.grad().defined()) norms.push_back(at::linalg_vector_norm(p.grad().detach(), normType).to(at::kFloat));
+    if (p.grad().defined()) norms.push_back(at::linalg_vector_norm(p.grad().detach(), normType).to(at::kDouble));
   }
   if (norms.empty()) return 0.0;
   double total = std::isinf(normType) ? at::stack(norms).max().item<double>()
@@ -173,10 +173,7 @@ const std::vector<OpEntry> kOps = {
     OP(gelu, [](T a, Str approximate) { return at::gelu(a, approximate); }),
     OP(isnan, [](T a) { return at::isnan(a); }),
     OP(isfinite, [](T a) { return at::isfinite(a); }),
-    OP(clamp, [](T a, OptDouble lo, OptDouble hi) {
-      return at::clamp(a, lo ? c10::optional<at::Scalar>(*lo) : c10::nullopt,
-                       hi ? c10::optional<at::Scalar>(*hi) : c10::nullopt);
-    }),
+    OP(clamp, [](T a, c10::optional<at::Scalar> lo, c10::optional<at::Scalar> hi) { return at::clamp(a, lo, hi); }),
     OP(where, [](T c, T a, T b) { return at::where(c, a, b); }),
 
     // ---- comparisons and logic ----
@@ -239,12 +236,13 @@ const std::vector<OpEntry> kOps = {
     OP(fusedAttention, fusedAttention),
     OP(mseLoss, [](T a, T b) { return at::mse_loss(a, b); }),
     OP(crossEntropy, [](T logits, T target) { return at::cross_entropy_loss(logits, target); }),
-    OP(upsampleNearest2d, [](T x, Ints size) { return at::upsample_nearest2d(x, size); }),
-    OP(upsampleBilinear2d, [](T x, Ints size, bool alignCorners, bool antialias) {
-      return antialias ? at::_upsample_bilinear2d_aa(x, size, alignCorners) : at::upsample_bilinear2d(x, size, alignCorners);
+    // Scales, when given, map output pixels back by 1/scale (F.interpolate's scale_factor), not in/out.
+    OP(upsampleNearest2d, [](T x, Ints size, OptDouble sh, OptDouble sw) { return at::upsample_nearest2d(x, size, sh, sw); }),
+    OP(upsampleBilinear2d, [](T x, Ints size, bool alignCorners, bool antialias, OptDouble sh, OptDouble sw) {
+      return antialias ? at::_upsample_bilinear2d_aa(x, size, alignCorners, sh, sw) : at::upsample_bilinear2d(x, size, alignCorners, sh, sw);
     }),
-    OP(upsampleBicubic2d, [](T x, Ints size, bool alignCorners, bool antialias) {
-      return antialias ? at::_upsample_bicubic2d_aa(x, size, alignCorners) : at::upsample_bicubic2d(x, size, alignCorners);
+    OP(upsampleBicubic2d, [](T x, Ints size, bool alignCorners, bool antialias, OptDouble sh, OptDouble sw) {
+      return antialias ? at::_upsample_bicubic2d_aa(x, size, alignCorners, sh, sw) : at::upsample_bicubic2d(x, size, alignCorners, sh, sw);
     }),
     OP(pad, [](T x, Ints pad, Str mode, double value) {
       return mode == "constant" ? at::constant_pad_nd(x, pad, value) : at::pad(x, pad, mode);

@@ -104,6 +104,7 @@ export interface TensorOptions extends CreateOptions {
  * an array of numbers or booleans, or a single number. Shape defaults to flat.
  */
 export function tensor(data: AnyTypedArray | readonly number[] | readonly boolean[] | number, options: TensorOptions = {}): Tensor {
+  if (options.dtype !== undefined) dtypeCode(options.dtype); // an unknown dtype fails here, named as one
   const scalar = typeof data === 'number';
   const list = scalar ? [data] : data;
   let values: AnyTypedArray;
@@ -119,8 +120,8 @@ export function tensor(data: AnyTypedArray | readonly number[] | readonly boolea
     values = Float64Array.from(list as readonly number[]);
     source = 'float64';
   }
-  const dtype = options.dtype ?? (source === 'float64' ? 'float32' : source);
-  if (source === 'float64' && !isFloating(dtype) && !(values as Float64Array).every((v) => Number.isInteger(v))) {
+  const dtype = options.dtype ?? (ArrayBuffer.isView(list) ? source : source === 'float64' ? 'float32' : source);
+  if (!ArrayBuffer.isView(list) && source === 'float64' && !isFloating(dtype) && !(values as Float64Array).every((v) => Number.isInteger(v))) {
     throw new TypeError(`tensor: non-integer values cannot be stored as ${dtype}`);
   }
   const shape = checkShape(options.shape ?? (scalar ? [] : [values.length]));

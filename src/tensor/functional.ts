@@ -111,14 +111,17 @@ export function interpolate(x: Tensor, options: InterpolateOptions): Tensor {
   const { mode = 'nearest', alignCorners = false, antialias = false } = options;
   if (x.ndim !== 4) throw new RangeError(`interpolate takes [N, C, H, W], not a tensor of shape [${x.shape.join(', ')}]`);
   let size: readonly number[];
+  let scales: [number | null, number | null] = [null, null];
   if (options.size) size = options.size;
   else if (options.scaleFactor !== undefined) {
-    const [sh, sw] = pair(options.scaleFactor);
-    size = [Math.floor(x.size(2) * sh), Math.floor(x.size(3) * sw)];
+    scales = pair(options.scaleFactor);
+    if (!(scales[0]! > 0 && scales[1]! > 0)) throw new RangeError(`interpolate: scaleFactor must be positive, not ${String(options.scaleFactor)}`);
+    size = [Math.floor(x.size(2) * scales[0]!), Math.floor(x.size(3) * scales[1]!)];
   } else throw new TypeError('interpolate needs size or scaleFactor');
-  if (mode === 'nearest') return new Tensor(native.upsampleNearest2d(x.handle, size));
-  if (mode === 'bilinear') return new Tensor(native.upsampleBilinear2d(x.handle, size, alignCorners, antialias));
-  if (mode === 'bicubic') return new Tensor(native.upsampleBicubic2d(x.handle, size, alignCorners, antialias));
+  const [sh, sw] = scales;
+  if (mode === 'nearest') return new Tensor(native.upsampleNearest2d(x.handle, size, sh, sw));
+  if (mode === 'bilinear') return new Tensor(native.upsampleBilinear2d(x.handle, size, alignCorners, antialias, sh, sw));
+  if (mode === 'bicubic') return new Tensor(native.upsampleBicubic2d(x.handle, size, alignCorners, antialias, sh, sw));
   throw new TypeError(`interpolate: unknown mode '${String(mode)}'; expected nearest, bilinear or bicubic`);
 }
 

@@ -72,7 +72,7 @@ export interface Native {
   minimum(a: H, b: H): H;
   lerp(a: H, b: H, w: Scalar): H;
   addcmul(t: H, a: H, b: H, v: Scalar): H;
-  clamp(a: H, lo: Opt<Num>, hi: Opt<Num>): H;
+  clamp(a: H, lo: Opt<Scalar>, hi: Opt<Scalar>): H;
   where(c: H, a: H, b: H): H;
   gelu(a: H, approximate: string): H;
   // comparisons
@@ -114,9 +114,9 @@ export interface Native {
   fusedAttention(): boolean;
   mseLoss(a: H, b: H): H;
   crossEntropy(logits: H, target: H): H;
-  upsampleNearest2d(x: H, size: Ints): H;
-  upsampleBilinear2d(x: H, size: Ints, alignCorners: boolean, antialias: boolean): H;
-  upsampleBicubic2d(x: H, size: Ints, alignCorners: boolean, antialias: boolean): H;
+  upsampleNearest2d(x: H, size: Ints, scaleH: Opt<Num>, scaleW: Opt<Num>): H;
+  upsampleBilinear2d(x: H, size: Ints, alignCorners: boolean, antialias: boolean, scaleH: Opt<Num>, scaleW: Opt<Num>): H;
+  upsampleBicubic2d(x: H, size: Ints, alignCorners: boolean, antialias: boolean, scaleH: Opt<Num>, scaleW: Opt<Num>): H;
   pad(x: H, pad: Ints, mode: string, value: Num): H;
   clipGradNorm(params: readonly H[], maxNorm: Num, normType: Num): number;
   // shapes and views

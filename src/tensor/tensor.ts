@@ -1,7 +1,7 @@
 // The Tensor: a JavaScript handle on a libtorch tensor. Every method is one call into the
 // binding; the result is a new Tensor (views share memory, as in PyTorch).
 import { checkDevice, type Device } from './device.js';
-import { type AnyTypedArray, type DType, dtypeCode, dtypeFromCode, isDType, typedArrayOf } from './dtype.js';
+import { type AnyTypedArray, type DType, DTYPES, dtypeCode, dtypeFromCode, isDType, typedArrayOf } from './dtype.js';
 import { type BinaryOp, type ComparisonScalarOp, type Handle, native, type UnaryOp } from './native.js';
 import type { Generator } from './generator.js';
 import { keep, track } from './scope.js';
@@ -26,6 +26,21 @@ export interface ToOptions {
 
 type Dims = number | readonly number[];
 const dimList = (dims: Dims): readonly number[] => (typeof dims === 'number' ? [dims] : dims);
+// libtorch 1.13 reads an empty dim list as "all dims" going forward but "none" in some backward
+// formulas (var, std), so "all" is always spelled out.
+const allDims = (t: Tensor): number[] => Array.from({ length: t.ndim }, (_, i) => i);
+
+function targetOf(target: string): ToOptions {
+  if (isDType(target)) return { dtype: target };
+  if (/^(cpu|cuda(:\d+)?)$/.test(target)) return { device: target as Device };
+  throw new TypeError(`to('${target}'): not a dtype (${DTYPES.join(', ')}) nor a device ('cpu', 'cuda', 'cuda:N')`);
+}
+
+function checkOperand(op: string, value: unknown): void {
+  if (!(value instanceof Tensor) && typeof value !== 'number') {
+    throw new TypeError(`${op}: expected a Tensor or a number, got ${value === null ? 'null' : typeof value}`);
+  }
+}
 
 export class Tensor {
   readonly #handle: Handle;
@@ -94,7 +109,7 @@ export class Tensor {
   // ---- conversion and readback ----
 
   to(target: DType | Device | ToOptions): Tensor {
-    const options: ToOptions = typeof target === 'string' ? (isDType(target) ? { dtype: target } : { device: checkDevice(target) }) : target;
+    const options: ToOptions = typeof target === 'string' ? targetOf(target) : target;
     let h = this.#handle;
     const made: Handle[] = [];
     const step = (next: Handle) => {
@@ -103,7 +118,7 @@ export class Tensor {
     };
     if (options.device !== undefined && options.device !== this.device) step(native.toDevice(h, checkDevice(options.device), false));
     if (options.dtype !== undefined && options.dtype !== this.dtype) step(native.to(h, dtypeCode(options.dtype)));
-    if (options.memoryFormat !== undefined) step(native.contiguous(h, memoryFormatCode(options.memoryFormat)));
+    if (options.memoryFormat !== undefined && options.memoryFormat !== 'preserve') step(native.contiguous(h, memoryFormatCode(options.memoryFormat)));
     // Nothing to change: a new handle on the same tensor (PyTorch returns self), autograd intact.
     if (made.length === 0) return new Tensor(native.alias(h));
     native.dispose(...made.slice(0, -1));
@@ -170,6 +185,7 @@ export class Tensor {
   }
   /** The elements as plain numbers (int64 values beyond 2^53 lose precision). */
   toNumbers(): number[] {
+    if (this.dtype === 'float16' || this.dtype === 'bfloat16') return Array.from(this.toFloat32Array());
     const data = this.data();
     return data instanceof BigInt64Array ? Array.from(data, Number) : Array.from(data as ArrayLike<number>);
   }
@@ -180,10 +196,14 @@ export class Tensor {
   // ---- element-wise ----
 
   add(other: Tensor | number, alpha = 1): Tensor {
+    checkOperand('add', other);
+    if (typeof alpha !== 'number') throw new TypeError(`add: alpha must be a number, got ${typeof alpha}`);
     if (typeof other === 'number') return new Tensor(native.addScalar(this.#handle, other * alpha));
     return new Tensor(native.add(this.#handle, other.#handle, alpha));
   }
   sub(other: Tensor | number, alpha = 1): Tensor {
+    checkOperand('sub', other);
+    if (typeof alpha !== 'number') throw new TypeError(`sub: alpha must be a number, got ${typeof alpha}`);
     if (typeof other === 'number') return new Tensor(native.addScalar(this.#handle, -other * alpha));
     return new Tensor(native.sub(this.#handle, other.#handle, alpha));
   }
@@ -192,12 +212,15 @@ export class Tensor {
     return new Tensor(native.rsubScalar(this.#handle, other));
   }
   mul(other: Tensor | number): Tensor {
+    checkOperand('mul', other);
     return new Tensor(typeof other === 'number' ? native.mulScalar(this.#handle, other) : native.mul(this.#handle, other.#handle));
   }
   div(other: Tensor | number): Tensor {
+    checkOperand('div', other);
     return new Tensor(typeof other === 'number' ? native.divScalar(this.#handle, other) : native.div(this.#handle, other.#handle));
   }
   pow(other: Tensor | number): Tensor {
+    checkOperand('pow', other);
     return new Tensor(typeof other === 'number' ? native.powScalar(this.#handle, other) : native.pow(this.#handle, other.#handle));
   }
   remainder(other: number): Tensor {
@@ -259,6 +282,7 @@ export class Tensor {
   // ---- comparisons ----
 
   #compare(op: BinaryOp, scalarOp: ComparisonScalarOp | null, other: Tensor | number): Tensor {
+    checkOperand(op, other);
     if (typeof other === 'number') {
       if (!scalarOp) throw new TypeError(`${op} needs a tensor`);
       return new Tensor(native[scalarOp](this.#handle, other));
@@ -286,7 +310,7 @@ export class Tensor {
 
   sum(dims?: Dims, keepdim = false, dtype?: DType): Tensor {
     if (dims === undefined && dtype === undefined) return new Tensor(native.sumAll(this.#handle));
-    return new Tensor(native.sum(this.#handle, dims === undefined ? [] : dimList(dims), keepdim, dtype ? dtypeCode(dtype) : null));
+    return new Tensor(native.sum(this.#handle, dims === undefined ? allDims(this) : dimList(dims), keepdim, dtype ? dtypeCode(dtype) : null));
   }
   mean(dims?: Dims, keepdim = false): Tensor {
     if (dims === undefined) return new Tensor(native.meanAll(this.#handle));
@@ -309,10 +333,10 @@ export class Tensor {
   }
   /** Variance over dims (all when omitted); unbiased (n - 1) by default, as PyTorch. */
   var(dims?: Dims, { unbiased = true, keepdim = false } = {}): Tensor {
-    return new Tensor(native.var(this.#handle, dims === undefined ? [] : dimList(dims), unbiased, keepdim));
+    return new Tensor(native.var(this.#handle, dims === undefined ? allDims(this) : dimList(dims), unbiased, keepdim));
   }
   std(dims?: Dims, { unbiased = true, keepdim = false } = {}): Tensor {
-    return new Tensor(native.std(this.#handle, dims === undefined ? [] : dimList(dims), unbiased, keepdim));
+    return new Tensor(native.std(this.#handle, dims === undefined ? allDims(this) : dimList(dims), unbiased, keepdim));
   }
   argmax(dim?: number, keepdim = false): Tensor {
     return new Tensor(native.argmax(this.#handle, dim ?? null, keepdim));
@@ -325,7 +349,7 @@ export class Tensor {
   }
   /** Vector p-norm over dims (all when omitted). */
   norm(p = 2, dims?: Dims, keepdim = false): Tensor {
-    return new Tensor(native.norm(this.#handle, p, dims === undefined ? [] : dimList(dims), keepdim));
+    return new Tensor(native.norm(this.#handle, p, dims === undefined ? allDims(this) : dimList(dims), keepdim));
   }
   cumsum(dim: number): Tensor {
     return new Tensor(native.cumsum(this.#handle, dim));
