@@ -32,39 +32,18 @@ import {
   tidy,
   where,
 } from '../src/tensor/index.js';
+import { close as closeTo, f64, rnd, vals } from './helpers.js';
 
 // ---- helpers ----
 
-/** Deterministic values in [lo, hi) (mulberry32). */
-function rnd(n: number, seed = 1, lo = -1, hi = 1): number[] {
-  let s = seed >>> 0;
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out.push(lo + (hi - lo) * (((t ^ (t >>> 14)) >>> 0) / 4294967296));
-  }
-  return out;
-}
 let seed = 1000;
 /** A float64 leaf that requires grad, with deterministic values in [lo, hi). */
 function param(shape: readonly number[], lo = -1, hi = 1): Tensor {
   const n = shape.reduce((a, b) => a * b, 1);
   return tensor(rnd(n, seed++, lo, hi), { shape, dtype: 'float64' }).requiresGrad_();
 }
-const f64 = (values: readonly number[], shape: readonly number[] = [values.length]) => tensor(values, { shape, dtype: 'float64' });
-const vals = (t: Tensor) => Array.from(t.toFloat64Array());
 
-function close(actual: ArrayLike<number>, expected: ArrayLike<number>, tol = 1e-10, what = 'value'): void {
-  assert.equal(actual.length, expected.length, `${what}: ${actual.length} elements, expected ${expected.length}`);
-  for (let i = 0; i < expected.length; i++) {
-    const a = actual[i]!;
-    const e = expected[i]!;
-    if (!(Math.abs(a - e) <= tol * (1 + Math.abs(e)))) assert.fail(`${what} element ${i}: got ${a}, expected ${e} (tolerance ${tol})`);
-  }
-}
+const close = (actual: ArrayLike<number>, expected: ArrayLike<number>, tol = 1e-10, what?: string) => closeTo(actual, expected, tol, what);
 
 /** gradcheck inside a tidy scope. */
 function check(fn: (...xs: Tensor[]) => Tensor, make: () => Tensor[], options?: Parameters<typeof gradcheck>[2]): void {

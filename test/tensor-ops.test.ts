@@ -44,37 +44,14 @@ import {
   zeros,
   zerosLike,
 } from '../src/tensor/index.js';
+import { close as closeTo, f64, rnd, vals } from './helpers.js';
 
 // ---- helpers: deterministic data and independent reference computations ----
 
-/** Deterministic values in [lo, hi) (mulberry32), so the test knows its inputs exactly. */
-function rnd(n: number, seed = 1, lo = -1, hi = 1): number[] {
-  let s = seed >>> 0;
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out.push(lo + (hi - lo) * (((t ^ (t >>> 14)) >>> 0) / 4294967296));
-  }
-  return out;
-}
-
 const prod = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
-const f64 = (values: readonly number[], shape: readonly number[] = [values.length]) => tensor(values, { shape, dtype: 'float64' });
 const f32 = (values: readonly number[], shape: readonly number[] = [values.length]) => tensor(values, { shape, dtype: 'float32' });
 
-function close(actual: ArrayLike<number>, expected: ArrayLike<number>, tol = 1e-6, what = 'value'): void {
-  assert.equal(actual.length, expected.length, `${what}: ${actual.length} elements, expected ${expected.length}`);
-  for (let i = 0; i < expected.length; i++) {
-    const a = actual[i]!;
-    const e = expected[i]!;
-    if (Number.isNaN(e) && Number.isNaN(a)) continue;
-    if (a === e) continue;
-    if (!(Math.abs(a - e) <= tol * (1 + Math.abs(e)))) assert.fail(`${what} element ${i}: got ${a}, expected ${e} (tolerance ${tol})`);
-  }
-}
+const close = (actual: ArrayLike<number>, expected: ArrayLike<number>, tol = 1e-6, what?: string) => closeTo(actual, expected, tol, what);
 
 /** erf by its Taylor series; exact to ~1e-12 for |x| <= 3. */
 function erf(x: number): number {
@@ -290,7 +267,6 @@ function attentionRef(q: number[], k: number[], v: number[], B: number, L: numbe
 }
 
 const nums = (t: Tensor) => t.toNumbers();
-const vals = (t: Tensor) => Array.from(t.toFloat64Array());
 
 // ---- creation ----
 
