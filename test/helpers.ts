@@ -1,6 +1,6 @@
 // Shared by the tests: deterministic data and tolerant comparison.
 import assert from 'node:assert/strict';
-import { type Tensor, tensor } from '../src/tensor/index.js';
+import { liveTensors, type Tensor, tensor } from '../src/tensor/index.js';
 
 /** Deterministic values in [lo, hi) (mulberry32), so a test knows its inputs exactly. */
 export function rnd(n: number, seed = 1, lo = -1, hi = 1): number[] {
@@ -28,4 +28,15 @@ export function close(actual: ArrayLike<number>, expected: ArrayLike<number>, to
     if (a === e || (Number.isNaN(e) && Number.isNaN(a))) continue;
     if (!(Math.abs(a - e) <= tol * (1 + Math.abs(e)))) assert.fail(`${what} element ${i}: got ${a}, expected ${e} (tolerance ${tol})`);
   }
+}
+
+/**
+ * Live tensor count after a full GC (the test command runs node with --expose-gc), so tensors
+ * dropped earlier and freed by the GC later cannot change the counts a test compares.
+ */
+export function settledLiveTensors(): { count: number; bytes: number } {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) throw new Error('run the tests with node --expose-gc (npm test does)');
+  gc();
+  return liveTensors();
 }

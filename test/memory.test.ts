@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Generator, liveTensors, ones, randn, tidy, zeros, type Tensor } from '../src/tensor/index.js';
+import { settledLiveTensors } from './helpers.js';
 
 const MB = 1024 * 1024;
 const rss = () => process.memoryUsage().rss;
@@ -11,10 +12,10 @@ test('10,000 operations on 4 MB tensors keep resident memory flat', () => {
   const step = () => tidy(() => a.add(b).mul(0.5).sub(a).abs().sum().item());
   for (let i = 0; i < 500; i++) step();
   const before = rss();
-  const liveBefore = liveTensors().count;
+  const liveBefore = settledLiveTensors().count;
   for (let i = 0; i < 10_000; i++) step();
   const growth = rss() - before;
-  assert.equal(liveTensors().count, liveBefore, 'every tensor made inside tidy() is released');
+  assert.equal(settledLiveTensors().count, liveBefore, 'every tensor made inside tidy() is released');
   assert.ok(growth < 64 * MB, `resident memory grew ${(growth / MB).toFixed(1)} MB over 10,000 steps`);
   a.dispose();
   b.dispose();
@@ -29,7 +30,7 @@ test('tensors dropped without dispose are freed by the GC, which sees their nati
 });
 
 test('tidy() frees what it made and keeps what it returns, nested', () => {
-  const start = liveTensors().count;
+  const start = settledLiveTensors().count;
   let inner: Tensor | undefined;
   const result = tidy(() => {
     const x = zeros([8]);
@@ -47,7 +48,7 @@ test('tidy() frees what it made and keeps what it returns, nested', () => {
 });
 
 test('tidy() frees everything when its function throws', () => {
-  const start = liveTensors().count;
+  const start = settledLiveTensors().count;
   assert.throws(() => tidy(() => {
     zeros([4]);
     throw new Error('boom');
@@ -60,7 +61,7 @@ test('tidy() refuses async functions', () => {
 });
 
 test('`using` releases a tensor at the end of its block', () => {
-  const start = liveTensors().count;
+  const start = settledLiveTensors().count;
   let t: Tensor;
   {
     using x = zeros([16]);

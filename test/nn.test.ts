@@ -13,6 +13,7 @@ import {
   StateDictError,
 } from '../src/nn/index.js';
 import { Generator, liveTensors, manualSeed, noGrad, ones, rand, randn, type Tensor, tensor, tidy, zeros } from '../src/tensor/index.js';
+import { settledLiveTensors } from './helpers.js';
 
 // ---- helpers ----
 
@@ -521,12 +522,12 @@ describe('conversion and memory', () => {
   });
 
   test('dispose frees every tensor', () => {
-    const before = liveTensors();
+    const before = settledLiveTensors();
     const net = new ConvNet();
     net.to({ memoryFormat: 'channels_last' });
     const tensors = [...net.parameters(), ...net.buffers()];
     assert.equal(tensors.length, 7, '6 parameters and 1 buffer');
-    const built = liveTensors();
+    const built = settledLiveTensors();
     assert.ok(built.count >= before.count + 7);
     net.dispose();
     const after = liveTensors();

@@ -7,6 +7,7 @@ import { after, test } from 'node:test';
 import { loadSafetensors, openSafetensors, SafetensorsError, saveSafetensors } from '../src/io/safetensors.js';
 import { arange, liveTensors, type Tensor, tensor, tidy, zeros } from '../src/tensor/index.js';
 import { native } from '../src/tensor/native.js';
+import { settledLiveTensors } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'moa-safetensors-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -138,7 +139,7 @@ test('opening reads only the header; get reads one tensor', () => {
   const path = newPath();
   const n = 64 * 1024;
   saveSafetensors(path, { a: zeros([n]), b: arange(n, undefined, 1, { dtype: 'float32' }), c: zeros([n], { dtype: 'float64' }) });
-  const before = liveTensors();
+  const before = settledLiveTensors();
   const file = openSafetensors(path);
   assert.deepEqual(liveTensors(), before, 'opening makes no tensors');
   assert.deepEqual(file.keys(), ['c', 'a', 'b']);
@@ -277,7 +278,7 @@ test('dtypes moa cannot hold are listed but refused by name when read', () => {
   assert.deepEqual([file.info('q').dtype, file.info('q').format], [null, 'F8_E4M3']);
   assert.throws(() => file.get('q'), /tensor 'q' has dtype F8_E4M3, which safetensors allows but moa cannot hold/);
   assert.throws(() => file.get('u'), /tensor 'u' has dtype U64/);
-  const before = liveTensors().count;
+  const before = settledLiveTensors().count;
   assert.throws(() => loadSafetensors(path), /tensor 'q' has dtype F8_E4M3/);
   assert.equal(liveTensors().count, before, 'a refused load leaves no tensors behind');
   assert.deepEqual(Object.keys(loadSafetensors(path, { only: ['x'] }).tensors), ['x']);
