@@ -9,6 +9,7 @@
 #include <c10/core/CPUAllocator.h>
 #include <c10/core/impl/alloc_cpu.h>
 #include <sys/mman.h>
+#include <unistd.h>
 #include <torch/csrc/api/include/torch/version.h>
 
 #include <cstdlib>
@@ -148,12 +149,14 @@ void CachingCpuAllocator::deleteBlock(void* p) {
 
 }  // namespace
 
-// Installs the allocator (once) with a cache of MOA_CPU_CACHE_MB megabytes (default 1024).
+// Installs the allocator (once) with a cache of MOA_CPU_CACHE_MB megabytes, by default a quarter
+// of physical memory: enough to hold a model's recurring activations (attention scores at 64×64
+// latents are 512 MB each), whose fresh pages would otherwise cost more than the math.
 void installAllocator() {
   if (instance) return;
-  size_t mb = 1024;
-  if (const char* env = std::getenv("MOA_CPU_CACHE_MB")) mb = static_cast<size_t>(std::strtoull(env, nullptr, 10));
-  instance = new CachingCpuAllocator(mb << 20);  // lives as long as the process: tensors may outlive the addon
+  size_t bytes = static_cast<size_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<size_t>(sysconf(_SC_PAGESIZE)) / 4;
+  if (const char* env = std::getenv("MOA_CPU_CACHE_MB")) bytes = static_cast<size_t>(std::strtoull(env, nullptr, 10)) << 20;
+  instance = new CachingCpuAllocator(bytes);  // lives as long as the process: tensors may outlive the addon
   c10::SetCPUAllocator(instance, /*priority=*/100);
 }
 
