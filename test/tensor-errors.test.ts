@@ -246,6 +246,12 @@ describe('creation errors are clear', () => {
       throwsWith(() => tensor([1], { dtype: 'double' as never }), TypeError, /unknown dtype 'double'/);
     }));
 
+  test('cuda without CUDA says so and how to get it', { skip: native.cudaAvailable() && 'CUDA is available here' }, () => {
+    throwsWith(() => zeros([2], { device: 'cuda' }), Error, /CUDA is not available/, /PyTorch/);
+    throwsWith(() => tidy(() => ones([2]).to('cuda')), Error, /CUDA is not available/);
+    stillWorks();
+  });
+
   test('unknown device', () => {
     throwsWith(() => zeros([2], { device: 'gpu' as never }), TypeError, /unknown device 'gpu'/);
     throwsWith(() => tensor([1], { device: 'tpu:0' as never }), TypeError, /unknown device 'tpu:0'/);

@@ -2,6 +2,8 @@
 // line here and one method in src/tensor/. Argument and result conversion is in bridge.h.
 #include <torch/csrc/api/include/torch/version.h>
 
+#include <ATen/detail/CUDAHooksInterface.h>
+
 #include "bridge.h"
 
 namespace moa {
@@ -24,9 +26,15 @@ c10::List<c10::optional<at::Tensor>> indexList(OptTensors indices) {
   return list;
 }
 
-at::TensorOptions options(at::ScalarType dtype, Str device) {
-  return at::TensorOptions().dtype(dtype).device(c10::Device(device));
+c10::Device deviceOf(Str name) {
+  c10::Device device(name);
+  TORCH_CHECK(!device.is_cuda() || at::detail::getCUDAHooks().hasCUDA(),
+              "CUDA is not available: the libtorch moa was built against has no CUDA, or no GPU is visible. "
+              "Build against a CUDA-enabled PyTorch (see the README) or use 'cpu'.");
+  return device;
 }
+
+at::TensorOptions options(at::ScalarType dtype, Str device) { return at::TensorOptions().dtype(dtype).device(deviceOf(device)); }
 
 at::MemoryFormat memoryFormat(int64_t code) {
   switch (code) {
@@ -125,7 +133,7 @@ const std::vector<OpEntry> kOps = {
 
     // ---- conversion and copies ----
     OP(to, [](T t, at::ScalarType d) { return t.to(d); }),
-    OP(toDevice, [](T t, Str dev, bool nonBlocking) { return t.to(c10::Device(dev), nonBlocking); }),
+    OP(toDevice, [](T t, Str dev, bool nonBlocking) { return t.to(deviceOf(dev), nonBlocking); }),
     OP(contiguous, [](T t, int64_t fmt) { return t.contiguous(memoryFormat(fmt)); }),
     OP(clone, [](T t) { return t.clone(); }),
     OP(alias, [](T t) { return at::alias(t); }),
