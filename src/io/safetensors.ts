@@ -1,10 +1,8 @@
 // Reading and writing safetensors files. Reading is lazy: opening reads only the 8-byte prefix
 // and the header; a tensor's bytes go from the file straight into its memory (native.readFile)
 // when it is asked for, so a large checkpoint never passes through a JavaScript buffer.
-import { randomBytes } from 'node:crypto';
-import { closeSync, constants, fstatSync, fsyncSync, openSync, readSync, renameSync, statSync, unlinkSync, writeSync, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, statSync, writeSync, type Stats } from 'node:fs';
 import { endianness } from 'node:os';
-import { basename, dirname, join } from 'node:path';
 import type { Device } from '../tensor/device.js';
 import { BYTES_PER_ELEMENT, type DType, dtypeCode, isFloating } from '../tensor/dtype.js';
 import { type Handle, native } from '../tensor/native.js';
@@ -21,6 +19,7 @@ import {
   type TensorEntry,
   type TensorPlan,
 } from './safetensors-format.js';
+import { writeAtomically } from './atomic.js';
 
 export { MAX_HEADER_BYTES, SafetensorsError } from './safetensors-format.js';
 
@@ -291,29 +290,18 @@ export function saveSafetensors(path: string, tensors: Readonly<Record<string, T
   } catch (error) {
     throw new SafetensorsError(path, `cannot save: ${message(error)}`, { cause: error });
   }
-  const temp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  let fd: number | null = null;
   let current = '';
   try {
-    fd = openSync(temp, 'wx');
-    writeAll(fd, plan.head, 0);
-    for (const p of plan.placed) {
-      current = ` tensor ${quote(p.name)}`;
-      const written = native.writeFd(fd, byName.get(p.name)!.handle, plan.head.length + p.begin);
-      if (written !== p.byteLength) throw new Error(`wrote ${written} bytes, expected ${p.byteLength} (did the tensor change?)`);
-    }
-    current = '';
-    fsyncSync(fd);
-    closeSync(fd);
-    fd = null;
-    renameSync(temp, path);
+    writeAtomically(path, (fd) => {
+      writeAll(fd, plan.head, 0);
+      for (const p of plan.placed) {
+        current = ` tensor ${quote(p.name)}`;
+        const written = native.writeFd(fd, byName.get(p.name)!.handle, plan.head.length + p.begin);
+        if (written !== p.byteLength) throw new Error(`wrote ${written} bytes, expected ${p.byteLength} (did the tensor change?)`);
+      }
+      current = '';
+    });
   } catch (error) {
-    if (fd !== null) closeSync(fd);
-    try {
-      unlinkSync(temp);
-    } catch {
-      // never created, or already gone
-    }
     throw new SafetensorsError(path, `cannot save${current}: ${message(error)}`, { cause: error });
   }
 }
