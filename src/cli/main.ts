@@ -1,12 +1,15 @@
 #!/usr/bin/env node
-// The `moa` command.
-import { Command } from 'commander';
+// The `moa` command. Exit codes: 0 done, 1 failed, 2 bad arguments, 130 interrupted.
+import { Command, CommanderError } from 'commander';
 import { doctor, formatDoctor } from './doctor.js';
+import { generateCommand } from './generate.js';
+import { formatInspect, inspectModel } from './inspect.js';
 
 const program = new Command()
   .name('moa')
   .description('Personalized image generation with Mixture-of-Attention, over libtorch')
-  .showHelpAfterError();
+  .showHelpAfterError('(add --help for usage)')
+  .exitOverride();
 
 program
   .command('doctor')
@@ -18,9 +21,30 @@ program
     console.log(options.json ? JSON.stringify(report, null, 2) : formatDoctor(report));
   });
 
+program
+  .command('inspect')
+  .description("parameter counts of a model's networks, from its configs ('sd15' is built in)")
+  .argument('<model>', "'sd15' or a diffusers folder")
+  .option('--json', 'print the report as JSON')
+  .addHelpText('after', '\nExamples:\n  $ moa inspect sd15\n  $ moa inspect ./stable-diffusion-v1-5 --json')
+  .action((target: string, options: { json?: boolean }) => {
+    const report = inspectModel(target);
+    console.log(options.json ? JSON.stringify(report, null, 2) : formatInspect(target, report));
+  });
+
+program.addCommand(generateCommand().copyInheritedSettings(program));
+
 try {
   await program.parseAsync();
 } catch (error) {
-  console.error(`moa: ${error instanceof Error ? error.message : String(error)}`);
-  process.exitCode = 1;
+  if (error instanceof CommanderError) {
+    // Help and version exit 0; a usage error has already been printed by commander.
+    process.exitCode = error.exitCode === 0 ? 0 : 2;
+  } else if (error instanceof Error && error.name === 'AbortError') {
+    console.error('moa: interrupted');
+    process.exitCode = 130;
+  } else {
+    console.error(`moa: ${error instanceof Error ? error.message : String(error)}`);
+    process.exitCode = 1;
+  }
 }

@@ -1,5 +1,5 @@
 // Seeded initial values for layer weights, drawn as PyTorch's default initialisation does.
-import { rand, randn } from '../tensor/create.js';
+import { empty, rand, randn } from '../tensor/create.js';
 import { type Device } from '../tensor/device.js';
 import { type DType } from '../tensor/dtype.js';
 import { Generator } from '../tensor/generator.js';
@@ -17,6 +17,11 @@ export interface InitOptions {
   /** dtype of the layer's tensors (float32 by default). Values are drawn in float32 and converted. */
   dtype?: DType;
   device?: Device;
+  /**
+   * Leave weights uninitialised (allocated, not drawn): for a model whose weights are loaded
+   * right after. Drawing SD1.5's 860M UNet weights costs seconds for nothing.
+   */
+  empty?: boolean;
 }
 
 let shared: Generator | undefined;
@@ -37,12 +42,14 @@ function placed(t: Tensor, { dtype = 'float32', device = 'cpu' }: InitOptions): 
 
 /** Uniform on [-bound, bound). */
 export function uniformInit(shape: readonly number[], bound: number, options: InitOptions = {}): Tensor {
+  if (options.empty) return empty(shape, { dtype: options.dtype ?? 'float32', device: options.device ?? 'cpu' });
   const generator = options.generator ?? defaultInitGenerator();
   return tidy(() => placed(rand(shape, { generator }).mul(2 * bound).sub(bound), options));
 }
 
 /** Normal with mean 0 and the given standard deviation. */
 export function normalInit(shape: readonly number[], std = 1, options: InitOptions = {}): Tensor {
+  if (options.empty) return empty(shape, { dtype: options.dtype ?? 'float32', device: options.device ?? 'cpu' });
   const generator = options.generator ?? defaultInitGenerator();
   return tidy(() => {
     const t = randn(shape, { generator });

@@ -1,0 +1,159 @@
+// Text to image with classifier-free guidance: encode the prompt, denoise seeded latents step by
+// step, decode with the VAE. Image i of a batch is the image seed + i gives alone.
+import { createScheduler, SCHEDULER_NAMES, type SchedulerName } from '../schedulers/index.js';
+import { noGrad } from '../tensor/autograd.js';
+import { randn, tensor } from '../tensor/create.js';
+import { cat } from '../tensor/functional.js';
+import { Generator } from '../tensor/generator.js';
+import { tidy } from '../tensor/scope.js';
+import type { Tensor } from '../tensor/tensor.js';
+import type { StableDiffusion } from './stable-diffusion.js';
+
+export interface GenerateOptions {
+  prompt: string;
+  /** What to steer away from; the unconditional branch of guidance. Default: empty. */
+  negativePrompt?: string;
+  steps?: number;
+  /** Classifier-free guidance scale; 1 turns guidance off (one UNet pass per step). */
+  guidance?: number;
+  seed?: number;
+  width?: number;
+  height?: number;
+  batch?: number;
+  scheduler?: SchedulerName;
+  /** Called after each denoising step. */
+  onProgress?: (progress: Progress) => void;
+  /** Aborting stops between steps with an AbortError. */
+  signal?: AbortSignal;
+}
+
+export interface Progress {
+  step: number;
+  steps: number;
+  timestep: number;
+  elapsedMs: number;
+}
+
+/** The settings of a generation, complete, so it can be reproduced. */
+export interface GenerationParameters {
+  prompt: string;
+  negativePrompt: string;
+  steps: number;
+  guidance: number;
+  seed: number;
+  width: number;
+  height: number;
+  batch: number;
+  scheduler: SchedulerName;
+  model: string;
+}
+
+export interface GenerateResult {
+  /** One [3, H, W] float32 tensor in [0, 1] per image; the caller owns them. */
+  images: Tensor[];
+  parameters: GenerationParameters;
+}
+
+const LIMITS = { steps: [1, 1000], batch: [1, 64], side: [8, 4096] } as const;
+
+function checkInt(name: string, value: number, [lo, hi]: readonly [number, number]): number {
+  if (!Number.isInteger(value) || value < lo || value > hi) throw new RangeError(`${name} must be an integer from ${lo} to ${hi}, not ${value}`);
+  return value;
+}
+
+export function resolveParameters(sd: StableDiffusion, options: GenerateOptions): GenerationParameters {
+  if (typeof options.prompt !== 'string') throw new TypeError('prompt must be a string');
+  const factor = 2 ** (sd.vae.config.blockOutChannels.length - 1);
+  const p: GenerationParameters = {
+    prompt: options.prompt,
+    negativePrompt: options.negativePrompt ?? '',
+    steps: checkInt('steps', options.steps ?? 30, LIMITS.steps),
+    guidance: options.guidance ?? 7.5,
+    seed: options.seed ?? Math.floor(Math.random() * 2 ** 31),
+    width: checkInt('width', options.width ?? 8 * (sd.unet.config.sampleSize ?? 64), LIMITS.side),
+    height: checkInt('height', options.height ?? 8 * (sd.unet.config.sampleSize ?? 64), LIMITS.side),
+    batch: checkInt('batch', options.batch ?? 1, LIMITS.batch),
+    scheduler: options.scheduler ?? 'dpmpp-2m',
+    model: sd.source,
+  };
+  if (!SCHEDULER_NAMES.includes(p.scheduler)) throw new TypeError(`unknown scheduler '${p.scheduler}'; expected one of ${SCHEDULER_NAMES.join(', ')}`);
+  if (!(p.guidance >= 0 && p.guidance <= 100)) throw new RangeError(`guidance must be from 0 to 100, not ${p.guidance}`);
+  if (!Number.isSafeInteger(p.seed) || p.seed < 0) throw new RangeError(`seed must be a non-negative integer, not ${p.seed}`);
+  if (p.width % factor || p.height % factor) throw new RangeError(`width and height must be multiples of ${factor} (the VAE's scale), not ${p.width}×${p.height}`);
+  return p;
+}
+
+/** Text embeddings [n, 77, D] for each prompt, as the text encoder gives them. */
+export function encodePrompts(sd: StableDiffusion, prompts: readonly string[]): Tensor {
+  return tidy(() => {
+    const ids = prompts.map((p) => sd.tokenizer.encode(p).ids);
+    const t = tensor(ids.flat(), { dtype: 'int64', shape: [ids.length, ids[0]!.length], device: sd.device });
+    return sd.textEncoder.forward(t).lastHiddenState;
+  });
+}
+
+/** Seeded initial latents: image i drawn from seed + i, on the CPU, so every device agrees. */
+export function initialLatents(sd: StableDiffusion, p: GenerationParameters, sigma: number): Tensor {
+  const factor = 2 ** (sd.vae.config.blockOutChannels.length - 1);
+  const shape = [1, sd.unet.config.inChannels, p.height / factor, p.width / factor];
+  return tidy(() => {
+    const each = Array.from({ length: p.batch }, (_, i) => randn(shape, { generator: new Generator(p.seed + i), device: sd.device }));
+    const latents = each.length === 1 ? each[0]! : cat(each, 0);
+    return sigma === 1 ? latents : latents.mul(sigma);
+  });
+}
+
+/** Latents → images [B, 3, H, W] in [0, 1], float32. */
+export function decodeLatents(sd: StableDiffusion, latents: Tensor): Tensor {
+  return tidy(() => {
+    const x = sd.vae.decode(latents.div(sd.vae.scalingFactor));
+    return x.float().add(1).div(2).clamp(0, 1);
+  });
+}
+
+export async function generate(sd: StableDiffusion, options: GenerateOptions): Promise<GenerateResult> {
+  const p = resolveParameters(sd, options);
+  const scheduler = createScheduler(p.scheduler, sd.schedulerConfig);
+  scheduler.setTimesteps(p.steps);
+  const guided = p.guidance > 1;
+  const start = performance.now();
+
+  const context = noGrad(() =>
+    tidy(() => {
+      const cond = encodePrompts(sd, Array(p.batch).fill(p.prompt));
+      return guided ? cat([encodePrompts(sd, Array(p.batch).fill(p.negativePrompt)), cond], 0) : cond;
+    }),
+  );
+  let latents = initialLatents(sd, p, scheduler.initNoiseSigma);
+  // Ancestral samplers (ddpm) add noise at each step; it comes from the seed too.
+  const stepNoise = new Generator(p.seed);
+  try {
+    for (const [i, t] of scheduler.timesteps.entries()) {
+      options.signal?.throwIfAborted();
+      const next = noGrad(() =>
+        tidy(() => {
+          const input = scheduler.scaleModelInput(guided ? cat([latents, latents], 0) : latents, t);
+          const out = sd.unet.forward(input, t, context).float();
+          const [uncond, cond] = guided ? out.chunk(2, 0) : [null, out];
+          const eps = uncond ? uncond.add(cond!.sub(uncond).mul(p.guidance)) : cond!;
+          return scheduler.step(eps, t, latents, { generator: stepNoise }).prevSample;
+        }),
+      );
+      latents.dispose();
+      latents = next;
+      options.onProgress?.({ step: i + 1, steps: p.steps, timestep: t, elapsedMs: performance.now() - start });
+      // Let the event loop breathe between steps (progress output, cancellation, servers).
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    options.signal?.throwIfAborted();
+    const images = noGrad(() => decodeLatents(sd, latents));
+    try {
+      return { images: images.chunk(p.batch, 0).map((x) => x.squeeze(0)), parameters: p };
+    } finally {
+      images.dispose();
+    }
+  } finally {
+    latents.dispose();
+    context.dispose();
+  }
+}
