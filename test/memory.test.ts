@@ -86,3 +86,13 @@ test('disposing a view keeps the base alive', () => {
   assert.equal(base.sum().item(), 16);
   base.dispose();
 });
+
+test('in-place ops make no new handles', () => {
+  const x = zeros([4]);
+  const y = ones([4]);
+  const start = settledLiveTensors().count;
+  x.copy_(y).fill_(2).add_(y).mul_(3).mul_(y).lerp_(y, 0.5).zero_();
+  assert.equal(liveTensors().count, start);
+  x.dispose();
+  y.dispose();
+});

@@ -128,8 +128,8 @@ const std::vector<OpEntry> kOps = {
       return at::randint(lo, hi, s, g, at::TensorOptions(d));
     }),
     OP(randperm, [](int64_t n, at::Generator g) { return at::randperm(n, g, at::TensorOptions(at::kLong)); }),
-    OP(normal_, [](T t, double mean, double std, at::Generator g) { return t.normal_(mean, std, g); }),
-    OP(uniform_, [](T t, double lo, double hi, at::Generator g) { return t.uniform_(lo, hi, g); }),
+    OP(normal_, [](T t, double mean, double std, at::Generator g) { t.normal_(mean, std, g); }),
+    OP(uniform_, [](T t, double lo, double hi, at::Generator g) { t.uniform_(lo, hi, g); }),
 
     // ---- conversion and copies ----
     OP(to, [](T t, at::ScalarType d) { return t.to(d); }),
@@ -138,9 +138,9 @@ const std::vector<OpEntry> kOps = {
     OP(clone, [](T t) { return t.clone(); }),
     OP(alias, [](T t) { return at::alias(t); }),
     OP(detach, [](T t) { return t.detach(); }),
-    OP(copy_, [](T dst, T src) { return dst.copy_(src); }),
-    OP(fill_, [](T t, at::Scalar v) { return t.fill_(v); }),
-    OP(zero_, [](T t) { return t.zero_(); }),
+    OP(copy_, [](T dst, T src) { dst.copy_(src); }),
+    OP(fill_, [](T t, at::Scalar v) { t.fill_(v); }),
+    OP(zero_, [](T t) { t.zero_(); }),
 
     // ---- element-wise math (broadcasting) ----
     OP(add, [](T a, T b, at::Scalar alpha) { return at::add(a, b, alpha); }),
@@ -286,19 +286,19 @@ const std::vector<OpEntry> kOps = {
     OP(gather, [](T a, int64_t dim, T idx) { return at::gather(a, dim, idx); }),
     OP(scatter, [](T a, int64_t dim, T idx, T src) { return at::scatter(a, dim, idx, src); }),
     OP(index, [](T a, OptTensors idx) { return at::index(a, indexList(idx)); }),
-    OP(indexPut_, [](T a, OptTensors idx, T v, bool acc) { return a.index_put_(indexList(idx), v, acc); }),
+    OP(indexPut_, [](T a, OptTensors idx, T v, bool acc) { a.index_put_(indexList(idx), v, acc); }),
     OP(maskedFill, [](T a, T mask, at::Scalar v) { return at::masked_fill(a, mask, v); }),
-    OP(maskedFill_, [](T a, T mask, at::Scalar v) { return a.masked_fill_(mask, v); }),
-    OP(maskedScatter_, [](T a, T mask, T src) { return a.masked_scatter_(mask, src); }),
+    OP(maskedFill_, [](T a, T mask, at::Scalar v) { a.masked_fill_(mask, v); }),
+    OP(maskedScatter_, [](T a, T mask, T src) { a.masked_scatter_(mask, src); }),
     OP(maskedSelect, [](T a, T mask) { return at::masked_select(a, mask); }),
     OP(nonzero, [](T a) { return at::nonzero(a); }),
     OP(oneHot, [](T idx, int64_t n) { return at::one_hot(idx, n); }),
 
-    // ---- in place (optimizers, EMA, buffers) ----
-    OP(add_, [](T a, T b, at::Scalar alpha) { return a.add_(b, alpha); }),
-    OP(mul_, [](T a, T b) { return a.mul_(b); }),
-    OP(mulScalar_, [](T a, at::Scalar b) { return a.mul_(b); }),
-    OP(lerp_, [](T a, T b, at::Scalar w) { return a.lerp_(b, w); }),
+    // ---- in place (optimizers, EMA, buffers); they return nothing: the caller holds the tensor ----
+    OP(add_, [](T a, T b, at::Scalar alpha) { a.add_(b, alpha); }),
+    OP(mul_, [](T a, T b) { a.mul_(b); }),
+    OP(mulScalar_, [](T a, at::Scalar b) { a.mul_(b); }),
+    OP(lerp_, [](T a, T b, at::Scalar w) { a.lerp_(b, w); }),
 
     // ---- autograd ----
     OP(setRequiresGrad, [](T t, bool on) { t.requires_grad_(on); }),

@@ -40,8 +40,8 @@ export interface Native {
   randn(shape: Ints, g: GeneratorHandle, dtype: Num): H;
   randint(low: Num, high: Num, shape: Ints, g: GeneratorHandle, dtype: Num): H;
   randperm(n: Num, g: GeneratorHandle): H;
-  normal_(t: H, mean: Num, std: Num, g: GeneratorHandle): H;
-  uniform_(t: H, low: Num, high: Num, g: GeneratorHandle): H;
+  normal_(t: H, mean: Num, std: Num, g: GeneratorHandle): void;
+  uniform_(t: H, low: Num, high: Num, g: GeneratorHandle): void;
   fromBuffer(data: ArrayBufferView | ArrayBuffer, dtype: Num, shape: Ints): H;
   toBuffer(t: H): ArrayBuffer;
   readFile(path: string, offset: Num, dtype: Num, shape: Ints): H;
@@ -53,9 +53,9 @@ export interface Native {
   clone(t: H): H;
   alias(t: H): H;
   detach(t: H): H;
-  copy_(dst: H, src: H): H;
-  fill_(t: H, v: Scalar): H;
-  zero_(t: H): H;
+  copy_(dst: H, src: H): void;
+  fill_(t: H, v: Scalar): void;
+  zero_(t: H): void;
   // element-wise
   add(a: H, b: H, alpha: Scalar): H;
   addScalar(a: H, b: Scalar): H;
@@ -147,17 +147,17 @@ export interface Native {
   gather(a: H, dim: Num, idx: H): H;
   scatter(a: H, dim: Num, idx: H, src: H): H;
   index(a: H, indices: readonly Opt<H>[]): H;
-  indexPut_(a: H, indices: readonly Opt<H>[], values: H, accumulate: boolean): H;
+  indexPut_(a: H, indices: readonly Opt<H>[], values: H, accumulate: boolean): void;
   maskedFill(a: H, mask: H, v: Scalar): H;
-  maskedFill_(a: H, mask: H, v: Scalar): H;
+  maskedFill_(a: H, mask: H, v: Scalar): void;
   maskedSelect(a: H, mask: H): H;
   nonzero(a: H): H;
   oneHot(idx: H, n: Num): H;
   // in place
-  add_(a: H, b: H, alpha: Scalar): H;
-  mul_(a: H, b: H): H;
-  mulScalar_(a: H, b: Scalar): H;
-  lerp_(a: H, b: H, w: Scalar): H;
+  add_(a: H, b: H, alpha: Scalar): void;
+  mul_(a: H, b: H): void;
+  mulScalar_(a: H, b: Scalar): void;
+  lerp_(a: H, b: H, w: Scalar): void;
   // autograd
   setRequiresGrad(t: H, on: boolean): void;
   backward(t: H, grad: Opt<H>, retainGraph: boolean): void;
