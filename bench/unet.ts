@@ -1,4 +1,5 @@
-// One SD1.5 UNet step on this machine (random weights): seconds per forward and peak memory.
+// One SD1.5 UNet step in one precision mode (random weights): seconds per forward and peak memory,
+// as one JSON line. bench/unet-all.ts runs the modes the pipeline uses and compares with matmul.
 //   node --expose-gc dist/bench/unet.js [--mode fp32|fp32-cl|bf16|bf16-cl|bf16-weights-cl] [--size 64] [--batch 2] [--steps 3]
 // fp32: float32 weights and math. bf16: autocast({ device: 'cpu', dtype: 'bfloat16' }).
 // -cl: weights (and so activations) channels-last. bf16-weights-cl: the model converted to bfloat16.
@@ -21,7 +22,7 @@ const steps = Number(values.steps);
 const gb = (kb: number) => (kb / 1024 / 1024).toFixed(2);
 
 let t0 = performance.now();
-const unet = new UNet2DConditionModel(SD15_UNET_CONFIG);
+const unet = new UNet2DConditionModel(SD15_UNET_CONFIG, { generator: new Generator(0) });
 const built = (performance.now() - t0) / 1000;
 if (mode.endsWith('-cl')) unet.to({ memoryFormat: 'channels_last' });
 if (mode.startsWith('bf16-weights')) unet.to({ dtype: 'bfloat16' });
