@@ -1,0 +1,39 @@
+// The contract between the MoA model (src/moa/) and the pipelines that drive it: what a caller
+// hands the UNet's forward for MoA, and what MoA records for routing maps.
+import type { Tensor } from '../tensor/tensor.js';
+
+/** One subject bound to one word of one prompt. */
+export interface SubjectBinding {
+  /** Position in the prompt's 77 token ids of the subject's class word (its last token). */
+  tokenIndex: number;
+  /** The subject's image embedding [imageEmbedDim] (mean over its reference images). */
+  embedding: Tensor;
+}
+
+/** Collects what MoA layers route and attend, for maps. Filled only when handed in. */
+export interface MoARecorder {
+  /**
+   * Called by each MoA layer: its name, kind, token grid [h, w], and r1 (the personal branch's
+   * routing weight) as [B, h, w] float32, detached.
+   */
+  routing(layer: string, kind: 'self' | 'cross', size: readonly [number, number], r1: Tensor): void;
+  /**
+   * Called by personal cross-attention layers when subjects are bound: the attention each
+   * subject's token receives, averaged over heads, [B, subjects, h, w] float32, detached
+   * (subjects in the order of the batch element's bindings, padded with zeros).
+   */
+  subjectAttention(layer: string, size: readonly [number, number], maps: Tensor): void;
+}
+
+/** Per forward pass: how MoA layers should behave. Put under `extras.moa` of the UNet's forward. */
+export interface MoAConditioning {
+  /** Per batch element, its subjects (empty: none; the personal branch then sees the plain text). */
+  subjects: readonly (readonly SubjectBinding[])[];
+  /** Route everything to the prior (r0 = 1): the MoA UNet then computes exactly the base UNet. */
+  forcePrior?: boolean;
+  /** Scales the personal routing weight r1 (renormalised so r0 + r1 = 1); 1 = as learned. */
+  strength?: number;
+  /** The diffusion timestep of this pass, [B] (the fusion MLP is conditioned on it). */
+  timestep: Tensor;
+  recorder?: MoARecorder;
+}
