@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { isIgnoredClipKey } from '../models/clip-encoder.js';
 import { clipTextConfigFromJson } from '../models/clip-text.js';
 import { ClipTokenizer } from '../models/clip-tokenizer.js';
-import { buildStableDiffusion, type StableDiffusion, type StableDiffusionConfigs } from '../pipelines/stable-diffusion.js';
+import { buildStableDiffusion, disposeStableDiffusion, type StableDiffusion, type StableDiffusionConfigs } from '../pipelines/stable-diffusion.js';
 import type { Device } from '../tensor/device.js';
 import { tidy } from '../tensor/scope.js';
 import { writeFileAtomically } from './atomic.js';
@@ -65,9 +65,7 @@ export function loadDiffusersFolder(dir: string, { device = 'cpu', variant }: Lo
       ignore: isIgnoredClipKey,
     });
   } catch (error) {
-    sd.unet.dispose();
-    sd.vae.dispose();
-    sd.textEncoder.dispose();
+    disposeStableDiffusion(sd);
     throw error;
   }
   return sd;

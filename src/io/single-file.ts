@@ -6,7 +6,7 @@ import { isIgnoredClipKey } from '../models/clip-encoder.js';
 import type { ClipTokenizer } from '../models/clip-tokenizer.js';
 import type { UNet2DConditionModel } from '../models/unet/unet.js';
 import type { AutoencoderKL } from '../models/vae/autoencoder-kl.js';
-import { buildStableDiffusion, SD15_CONFIGS, type StableDiffusion, type StableDiffusionConfigs } from '../pipelines/stable-diffusion.js';
+import { buildStableDiffusion, disposeStableDiffusion, SD15_CONFIGS, type StableDiffusion, type StableDiffusionConfigs } from '../pipelines/stable-diffusion.js';
 import type { Device } from '../tensor/device.js';
 import { tidy } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -85,9 +85,7 @@ export function loadSingleFile(path: string, { tokenizer, configs = SD15_CONFIGS
       ignore: (k) => isIgnoredClipKey(textKeyFromOriginal(k.slice(TEXT_PREFIX.length))),
     });
   } catch (error) {
-    sd.unet.dispose();
-    sd.vae.dispose();
-    sd.textEncoder.dispose();
+    disposeStableDiffusion(sd);
     throw error;
   }
   return sd;
