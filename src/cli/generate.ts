@@ -1,84 +1,50 @@
 // `moa generate`: text to image with a Stable Diffusion model, written as PNG with its parameters.
-import { dirname, extname, join, basename } from 'node:path';
+import { dirname } from 'node:path';
 import { existsSync, mkdirSync } from 'node:fs';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command } from 'commander';
 import { writePng } from '../io/image.js';
 import { openStableDiffusion } from '../pipelines/load.js';
-import { applyPrecision, checkPrecision, defaultPrecision, type Precision } from '../pipelines/precision.js';
+import { applyPrecision, checkPrecision, defaultPrecision } from '../pipelines/precision.js';
 import { disposeStableDiffusion } from '../pipelines/stable-diffusion.js';
-import { generate, type GenerationParameters } from '../pipelines/text-to-image.js';
-import { SCHEDULER_NAMES, type SchedulerName } from '../schedulers/index.js';
+import { generate } from '../pipelines/text-to-image.js';
 import { checkDevice, type Device } from '../tensor/device.js';
+import { generateWithMoA } from './generate-moa.js';
+import { integer } from './numbers.js';
+import { outputPaths, pngText } from './output.js';
+import { addModelOptions, addSamplingOptions, addSubjectOptions, type ModelFlags, type SamplingFlags, type SubjectFlags } from './personal.js';
 import { progressReporter } from './progress.js';
 
-export const integer = (name: string) => (value: string) => {
-  const n = Number(value);
-  if (!Number.isInteger(n)) throw new InvalidArgumentError(`${name} must be an integer.`);
-  return n;
-};
-export const number = (name: string) => (value: string) => {
-  const n = Number(value);
-  if (!Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number.`);
-  return n;
-};
+export { integer, number } from './numbers.js';
+export { outputPaths, pngText } from './output.js';
 
-interface GenerateFlags {
-  model: string;
-  prompt: string;
-  negative?: string;
-  steps: number;
-  guidance: number;
-  seed?: number;
-  width?: number;
-  height?: number;
+export interface GenerateFlags extends ModelFlags, SamplingFlags, SubjectFlags {
   batch: number;
-  scheduler: SchedulerName;
-  precision: string;
-  device: string;
-  tokenizer?: string;
-  variant?: string;
+  maps?: string;
   out: string;
   json?: boolean;
 }
 
-/** out.png for one image; out-1.png, out-2.png, ... for a batch. */
-export function outputPaths(out: string, count: number): string[] {
-  if (count === 1) return [out];
-  const ext = extname(out) || '.png';
-  const stem = basename(out, extname(out));
-  return Array.from({ length: count }, (_, i) => join(dirname(out), `${stem}-${i + 1}${ext}`));
-}
-
-export function pngText(parameters: GenerationParameters & { precision: Precision; index?: number }): Record<string, string> {
-  return { parameters: JSON.stringify(parameters), Software: 'moa' };
-}
-
 export function generateCommand(): Command {
-  return new Command('generate')
-    .description('generate images from a text prompt')
-    .requiredOption('--model <path>', 'a diffusers folder or a single-file .safetensors checkpoint')
-    .requiredOption('--prompt <text>', 'what to draw')
-    .option('--negative <text>', 'what to avoid (the unconditional side of guidance)')
-    .option('--steps <n>', 'denoising steps', integer('--steps'), 30)
-    .option('--guidance <scale>', 'classifier-free guidance scale (1 = off)', number('--guidance'), 7.5)
-    .option('--seed <n>', 'random seed (image i of a batch uses seed + i); random when omitted', integer('--seed'))
-    .option('--width <px>', 'image width (default: the model\'s size)', integer('--width'))
-    .option('--height <px>', 'image height (default: the model\'s size)', integer('--height'))
+  const command = new Command('generate').description('generate images from a text prompt, optionally with MoA subjects bound to its words');
+  addSubjectOptions(addSamplingOptions(addModelOptions(command, { moa: 'optional' })));
+  return command
     .option('--batch <n>', 'images to make', integer('--batch'), 1)
-    .addOption(new Option('--scheduler <name>', 'sampler').choices(SCHEDULER_NAMES).default('dpmpp-2m'))
-    .addOption(new Option('--precision <p>', 'numeric precision: auto picks bf16 on CPUs with bf16 units, fp16 on CUDA').choices(['auto', 'fp32', 'bf16', 'fp16']).default('auto'))
-    .option('--device <device>', 'cpu, cuda or cuda:N', 'cpu')
-    .option('--tokenizer <path>', 'tokenizer for single-file checkpoints (a tokenizer/ folder or bpe_simple_vocab_16e6.txt.gz)')
-    .option('--variant <name>', "prefer this weights variant in a diffusers folder (e.g. 'fp16')")
+    .option('--maps <dir>', 'also write routing and subject-attention maps over the image into this folder (needs --moa)')
     .option('--out <file>', 'output PNG (a batch adds -1, -2, ...)', 'moa.png')
     .option('--json', 'print the parameters and output files as JSON')
     .addHelpText(
       'after',
       '\nExamples:\n' +
         '  $ moa generate --model ./stable-diffusion-v1-5 --prompt "a lighthouse at dusk" --seed 7 --out lighthouse.png\n' +
-        '  $ moa generate --model sd15.safetensors --tokenizer ./tokenizer --prompt "a cat" --steps 20 --batch 4 --out cats.png',
+        '  $ moa generate --model sd15.safetensors --tokenizer ./tokenizer --prompt "a cat" --steps 20 --batch 4 --out cats.png\n' +
+        '  $ moa generate --model ./stable-diffusion-v1-5 --moa moa.safetensors --subject man=./ref.png --subject woman=./ref2.png \\\n' +
+        '        --prompt "a man and a woman hiking" --seed 7 --maps maps/ --out hike.png\n' +
+        '  $ moa generate --model ./sd15 --moa moa.safetensors --subject "dog=dog1.png:dog1-mask.png,dog2.png" --strength 0.8 --subject-start 0.2 --prompt "a dog on a sofa"',
     )
     .action(async (flags: GenerateFlags) => {
+      if (flags.subject?.length && !flags.moa) command.error('error: --subject needs --moa (MoA weights to bind subjects with)', { exitCode: 2 });
+      if (flags.maps && !flags.moa) command.error('error: --maps needs --moa (routing maps come from MoA layers)', { exitCode: 2 });
+      if (flags.moa) return generateWithMoA(flags);
       const device: Device = checkDevice(flags.device);
       const precision = flags.precision === 'auto' ? defaultPrecision(device) : checkPrecision(flags.precision);
       const outDir = dirname(flags.out);

@@ -2,8 +2,12 @@
 // The `moa` command. Exit codes: 0 done, 1 failed, 2 bad arguments, 130 interrupted.
 import { Command, CommanderError } from 'commander';
 import { doctor, formatDoctor } from './doctor.js';
+import { editCommand } from './edit.js';
 import { generateCommand } from './generate.js';
 import { formatInspect, inspectModel } from './inspect.js';
+import { mapsCommand } from './maps.js';
+import { morphCommand } from './morph.js';
+import { swapCommand } from './swap.js';
 
 const program = new Command()
   .name('moa')
@@ -32,7 +36,7 @@ program
     console.log(options.json ? JSON.stringify(report, null, 2) : formatInspect(target, report));
   });
 
-program.addCommand(generateCommand().copyInheritedSettings(program));
+for (const command of [generateCommand(), swapCommand(), morphCommand(), editCommand(), mapsCommand()]) program.addCommand(command.copyInheritedSettings(program));
 
 try {
   await program.parseAsync();

@@ -10,17 +10,27 @@ export interface SubjectBinding {
   embedding: Tensor;
 }
 
-/** Collects what MoA layers route and attend, for maps. Filled only when handed in. */
+/**
+ * Collects what MoA layers route and attend, for maps. Filled only when handed in. The tensors
+ * handed to it are its own: they are kept out of tidy() scopes, so store them or dispose them.
+ */
 export interface MoARecorder {
   /**
+   * Hand the maps over with their autograd graph (not detached), for losses on them (the router
+   * loss on r1, the object loss on subject attention). Default false.
+   */
+  readonly withGrad?: boolean;
+  /**
    * Called by each MoA layer: its name, kind, token grid [h, w], and r1 (the personal branch's
-   * routing weight) as [B, h, w] float32, detached.
+   * routing weight) as [B, h, w] float32, detached (unless withGrad). forcePrior and strength 0
+   * report zeros.
    */
   routing(layer: string, kind: 'self' | 'cross', size: readonly [number, number], r1: Tensor): void;
   /**
    * Called by personal cross-attention layers when subjects are bound: the attention each
-   * subject's token receives, averaged over heads, [B, subjects, h, w] float32, detached
-   * (subjects in the order of the batch element's bindings, padded with zeros).
+   * subject's token receives, averaged over heads, [B, subjects, h, w] float32, detached (unless
+   * withGrad); subjects = the most any batch element binds (in the order of the batch element's
+   * bindings, padded with zeros).
    */
   subjectAttention(layer: string, size: readonly [number, number], maps: Tensor): void;
 }

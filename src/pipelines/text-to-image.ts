@@ -1,6 +1,7 @@
 // Text to image with classifier-free guidance: encode the prompt, denoise seeded latents step by
 // step, decode with the VAE. Image i of a batch is the image seed + i gives alone.
-import { createScheduler, SCHEDULER_NAMES, type SchedulerName } from '../schedulers/index.js';
+import type { AttentionExtras } from '../models/layers/attention.js';
+import { createScheduler, SCHEDULER_NAMES, type Scheduler, type SchedulerName } from '../schedulers/index.js';
 import { noGrad } from '../tensor/autograd.js';
 import { randn, tensor } from '../tensor/create.js';
 import { cat } from '../tensor/functional.js';
@@ -111,46 +112,109 @@ export function decodeLatents(sd: StableDiffusion, latents: Tensor): Tensor {
   });
 }
 
+/** Where a denoising step is, for callers that vary the UNet's extras over the steps. */
+export interface DenoiseStep {
+  /** 0-based. */
+  index: number;
+  steps: number;
+  timestep: number;
+  /** Images per half: the UNet's batch is [unconditional (batch), conditional (batch)] when guided, else [conditional (batch)]. */
+  batch: number;
+  guided: boolean;
+}
+
+export interface DenoiseOptions {
+  /** A sampler whose timesteps are set. */
+  scheduler: Scheduler;
+  /** Classifier-free guidance scale; above 1 the context holds the unconditional half first. */
+  guidance: number;
+  /** Seeds the step noise of ancestral samplers (ddpm). */
+  seed: number;
+  /** The UNet's extras at a step (e.g. MoA conditioning), for the whole guided batch. */
+  extras?: (step: DenoiseStep) => AttentionExtras;
+  /** Progress times count from here (performance.now()); default: the call. */
+  startedAt?: number;
+  onProgress?: (progress: Progress) => void;
+  signal?: AbortSignal;
+}
+
+/**
+ * The sampling loop shared by every pipeline: from `latents` (left to the caller) through all of
+ * the scheduler's timesteps, with guidance over `context` ([2B, L, D] unconditional first when
+ * guided, else [B, L, D]). Returns the final latents, which the caller owns.
+ */
+export async function denoise(sd: StableDiffusion, latents: Tensor, context: Tensor, options: DenoiseOptions): Promise<Tensor> {
+  const { scheduler, guidance, signal } = options;
+  const guided = guidance > 1;
+  const batch = latents.size(0);
+  if (context.size(0) !== (guided ? 2 : 1) * batch) {
+    throw new RangeError(`denoise: ${batch} latents need a context of ${(guided ? 2 : 1) * batch} rows${guided ? ' (guided)' : ''}, not ${context.size(0)}`);
+  }
+  const start = options.startedAt ?? performance.now();
+  const steps = scheduler.timesteps.length;
+  // Ancestral samplers (ddpm) add noise at each step; it comes from the seed too.
+  const stepNoise = new Generator(options.seed);
+  let current = latents;
+  try {
+    for (const [i, t] of scheduler.timesteps.entries()) {
+      signal?.throwIfAborted();
+      const extras = options.extras?.({ index: i, steps, timestep: t, batch, guided }) ?? {};
+      const next = noGrad(() =>
+        tidy(() => {
+          const input = scheduler.scaleModelInput(guided ? cat([current, current], 0) : current, t);
+          const out = sd.unet.forward(input, t, context, extras).float();
+          const [uncond, cond] = guided ? out.chunk(2, 0) : [null, out];
+          const eps = uncond ? uncond.add(cond!.sub(uncond).mul(guidance)) : cond!;
+          return scheduler.step(eps, t, current, { generator: stepNoise }).prevSample;
+        }),
+      );
+      if (current !== latents) current.dispose();
+      current = next;
+      options.onProgress?.({ step: i + 1, steps, timestep: t, elapsedMs: performance.now() - start });
+      // Let the event loop breathe between steps (progress output, cancellation, servers).
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    signal?.throwIfAborted();
+  } catch (error) {
+    if (current !== latents) current.dispose();
+    throw error;
+  }
+  return current === latents ? latents.clone() : current;
+}
+
+/** Text embeddings for guidance: [negative × batch, prompt × batch] when guided, else [prompt × batch]. */
+export function encodeGuidedContext(sd: StableDiffusion, p: GenerationParameters): Tensor {
+  return noGrad(() =>
+    tidy(() => {
+      const cond = encodePrompts(sd, Array(p.batch).fill(p.prompt));
+      return p.guidance > 1 ? cat([encodePrompts(sd, Array(p.batch).fill(p.negativePrompt)), cond], 0) : cond;
+    }),
+  );
+}
+
+/** Final latents [B, ...] → one [3, H, W] image in [0, 1] per element (the caller owns them). */
+export function decodeImages(sd: StableDiffusion, latents: Tensor): Tensor[] {
+  const images = noGrad(() => decodeLatents(sd, latents));
+  try {
+    return images.chunk(images.size(0), 0).map((x) => x.squeeze(0));
+  } finally {
+    images.dispose();
+  }
+}
+
 export async function generate(sd: StableDiffusion, options: GenerateOptions): Promise<GenerateResult> {
   const p = resolveParameters(sd, options);
   const scheduler = createScheduler(p.scheduler, sd.schedulerConfig);
   scheduler.setTimesteps(p.steps);
-  const guided = p.guidance > 1;
-  const start = performance.now();
-
-  const context = noGrad(() =>
-    tidy(() => {
-      const cond = encodePrompts(sd, Array(p.batch).fill(p.prompt));
-      return guided ? cat([encodePrompts(sd, Array(p.batch).fill(p.negativePrompt)), cond], 0) : cond;
-    }),
-  );
-  let latents = initialLatents(sd, p, scheduler.initNoiseSigma);
-  // Ancestral samplers (ddpm) add noise at each step; it comes from the seed too.
-  const stepNoise = new Generator(p.seed);
+  const startedAt = performance.now();
+  const context = encodeGuidedContext(sd, p);
+  const latents = initialLatents(sd, p, scheduler.initNoiseSigma);
   try {
-    for (const [i, t] of scheduler.timesteps.entries()) {
-      options.signal?.throwIfAborted();
-      const next = noGrad(() =>
-        tidy(() => {
-          const input = scheduler.scaleModelInput(guided ? cat([latents, latents], 0) : latents, t);
-          const out = sd.unet.forward(input, t, context).float();
-          const [uncond, cond] = guided ? out.chunk(2, 0) : [null, out];
-          const eps = uncond ? uncond.add(cond!.sub(uncond).mul(p.guidance)) : cond!;
-          return scheduler.step(eps, t, latents, { generator: stepNoise }).prevSample;
-        }),
-      );
-      latents.dispose();
-      latents = next;
-      options.onProgress?.({ step: i + 1, steps: p.steps, timestep: t, elapsedMs: performance.now() - start });
-      // Let the event loop breathe between steps (progress output, cancellation, servers).
-      await new Promise<void>((resolve) => setImmediate(resolve));
-    }
-    options.signal?.throwIfAborted();
-    const images = noGrad(() => decodeLatents(sd, latents));
+    const final = await denoise(sd, latents, context, { scheduler, guidance: p.guidance, seed: p.seed, startedAt, onProgress: options.onProgress, signal: options.signal });
     try {
-      return { images: images.chunk(p.batch, 0).map((x) => x.squeeze(0)), parameters: p };
+      return { images: decodeImages(sd, final), parameters: p };
     } finally {
-      images.dispose();
+      final.dispose();
     }
   } finally {
     latents.dispose();
