@@ -99,7 +99,7 @@ export class MoAFusion extends Module {
   fuse(words: Tensor, images: Tensor, timesteps: Tensor, layer: number): Tensor {
     if (!Number.isInteger(layer) || layer < 0 || layer >= this.numLayers) throw new RangeError(`MoAFusion: layer ${layer} is outside [0, ${this.numLayers})`);
     return tidy(() => {
-      const dtype = this.fc1Dtype;
+      const dtype = this.paramDtype;
       const w = words.to(dtype);
       const time = sinusoidalTimestepEmbedding(timesteps, this.timestepDim, { flipSinToCos: true, downscaleFreqShift: 0 });
       const index = tensor([layer], { dtype: 'int64', device: w.device });
@@ -111,7 +111,7 @@ export class MoAFusion extends Module {
     });
   }
 
-  private get fc1Dtype() {
+  private get paramDtype() {
     return this.mlp1.fc1.weight.dtype;
   }
 
@@ -127,7 +127,7 @@ export class MoAFusion extends Module {
       const flat = text.reshape(b * l, d);
       const rows = placement.rows(l, text.device); // [K] int64: b·L + tokenIndex
       const words = flat.indexSelect(0, rows);
-      const fused = this.fuse(words, placement.images(this.fc1Dtype, text.device), placement.timesteps(text.device), layer).to(text.dtype);
+      const fused = this.fuse(words, placement.images(this.paramDtype, text.device), placement.timesteps(text.device), layer).to(text.dtype);
       return flat.scatter(0, rows.view(-1, 1).expand(placement.count, d), fused).view(b, l, d);
     });
   }
