@@ -6,7 +6,7 @@ import { editRealImage } from '../pipelines/edit.js';
 import { disposeMaps, writeMaps } from '../pipelines/maps.js';
 import { personalRecord } from './generate-moa.js';
 import { pngText } from './output.js';
-import { addModelOptions, addSamplingOptions, addSubjectOptions, ensureDir, ensureParent, type ModelFlags, openSession, readSubjects, type SamplingFlags, type SubjectFlags, withProgress } from './personal.js';
+import { addModelOptions, addSamplingOptions, addSubjectOptions, ensureDir, ensureParent, type ModelFlags, openSession, readSubjects, type SamplingFlags, type SubjectFlags, subjectOptions, withProgress } from './personal.js';
 
 interface EditFlags extends ModelFlags, Omit<SamplingFlags, 'seed' | 'width' | 'height' | 'scheduler'>, SubjectFlags {
   image: string;
@@ -50,9 +50,7 @@ export function editCommand(): Command {
               steps: flags.steps,
               guidance: flags.guidance,
               subjects: subjects.inputs,
-              strength: flags.strength,
-              subjectStart: flags.subjectStart,
-              recordMaps: flags.maps !== undefined,
+              ...subjectOptions(flags),
               signal,
               onProgress,
             }),

@@ -4,7 +4,7 @@ import { writePng } from '../io/image.js';
 import { disposeMaps, writeMaps } from '../pipelines/maps.js';
 import { generatePersonalized, type PersonalizedParameters } from '../pipelines/personalize.js';
 import { outputPaths, pngText } from './output.js';
-import { describeSubjects, ensureDir, ensureParent, type ModelFlags, openSession, readSubjects, type SamplingFlags, type SubjectFlags, withProgress } from './personal.js';
+import { describeSubjects, ensureDir, ensureParent, type ModelFlags, openSession, readSubjects, samplingOptions, type SamplingFlags, type SubjectFlags, subjectOptions, withProgress } from './personal.js';
 
 export interface PersonalGenerateFlags extends ModelFlags, SamplingFlags, SubjectFlags {
   batch: number;
@@ -32,19 +32,10 @@ export async function generateWithMoA(flags: PersonalGenerateFlags, { mapsOnly =
     try {
       const result = await withProgress('denoising', flags.json, (signal, onProgress) =>
         generatePersonalized(session.sd, session.moa!, {
-          prompt: flags.prompt,
-          negativePrompt: flags.negative,
-          steps: flags.steps,
-          guidance: flags.guidance,
-          seed: flags.seed,
-          width: flags.width,
-          height: flags.height,
+          ...samplingOptions(flags),
           batch: flags.batch,
-          scheduler: flags.scheduler,
           subjects: subjects.inputs,
-          strength: flags.strength,
-          subjectStart: flags.subjectStart,
-          recordMaps: flags.maps !== undefined,
+          ...subjectOptions(flags),
           signal,
           onProgress,
         }),

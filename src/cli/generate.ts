@@ -11,8 +11,7 @@ import { checkDevice, type Device } from '../tensor/device.js';
 import { generateWithMoA } from './generate-moa.js';
 import { integer } from './numbers.js';
 import { outputPaths, pngText } from './output.js';
-import { addModelOptions, addSamplingOptions, addSubjectOptions, type ModelFlags, type SamplingFlags, type SubjectFlags } from './personal.js';
-import { progressReporter } from './progress.js';
+import { addModelOptions, addSamplingOptions, addSubjectOptions, type ModelFlags, samplingOptions, type SamplingFlags, type SubjectFlags, withProgress } from './personal.js';
 
 export { integer, number } from './numbers.js';
 export { outputPaths, pngText } from './output.js';
@@ -54,29 +53,9 @@ export function generateCommand(): Command {
       try {
         applyPrecision(sd.unet, precision, device);
         applyPrecision(sd.vae, precision, device);
-        const progress = progressReporter('denoising', flags.json);
-        const controller = new AbortController();
-        const onSigint = () => controller.abort();
-        process.once('SIGINT', onSigint);
-        let result;
-        try {
-          result = await generate(sd, {
-            prompt: flags.prompt,
-            negativePrompt: flags.negative,
-            steps: flags.steps,
-            guidance: flags.guidance,
-            seed: flags.seed,
-            width: flags.width,
-            height: flags.height,
-            batch: flags.batch,
-            scheduler: flags.scheduler,
-            signal: controller.signal,
-            onProgress: (p) => progress.update(p.step, p.steps, `${(p.elapsedMs / p.step / 1000).toFixed(2)} s/step`),
-          });
-        } finally {
-          progress.stop();
-          process.off('SIGINT', onSigint);
-        }
+        const result = await withProgress('denoising', flags.json, (signal, onProgress) =>
+          generate(sd, { ...samplingOptions(flags), batch: flags.batch, signal, onProgress }),
+        );
         const paths = outputPaths(flags.out, result.images.length);
         for (const [i, image] of result.images.entries()) {
           await writePng(paths[i]!, image, pngText({ ...result.parameters, seed: result.parameters.seed + i, batch: 1, precision }));

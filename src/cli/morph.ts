@@ -7,7 +7,7 @@ import { morphSubjects } from '../pipelines/personalize.js';
 import { personalRecord } from './generate-moa.js';
 import { integer } from './numbers.js';
 import { pngText } from './output.js';
-import { addModelOptions, addSamplingOptions, addSubjectOptions, ensureDir, type ModelFlags, openSession, readSubjects, type SamplingFlags, type SubjectFlags, withProgress } from './personal.js';
+import { addModelOptions, addSamplingOptions, addSubjectOptions, ensureDir, type ModelFlags, openSession, readSubjects, type SamplingFlags, type SubjectFlags, samplingOptions, subjectOptions, withProgress } from './personal.js';
 import { parseReferences, type ReferenceSpec } from './subject-spec.js';
 
 interface MorphFlags extends ModelFlags, SamplingFlags, SubjectFlags {
@@ -58,22 +58,13 @@ export function morphCommand(): Command {
         try {
           const { frames, parameters } = await withProgress('morphing', flags.json, (signal, onProgress) =>
             morphSubjects(session.sd, session.moa!, {
-              prompt: flags.prompt,
-              negativePrompt: flags.negative,
-              steps: flags.steps,
-              guidance: flags.guidance,
-              seed: flags.seed,
-              width: flags.width,
-              height: flags.height,
-              scheduler: flags.scheduler,
+              ...samplingOptions(flags),
               subjects: others.inputs,
               word: flags.word,
               from,
               to,
               frames: flags.frames,
-              strength: flags.strength,
-              subjectStart: flags.subjectStart,
-              recordMaps: flags.maps !== undefined,
+              ...subjectOptions(flags),
               signal,
               onProgress,
             }),

@@ -44,6 +44,17 @@ export interface SubjectFlags {
   subjectStart: number;
 }
 
+/** The sampling flags as the pipelines' options. */
+export function samplingOptions(flags: SamplingFlags) {
+  const { prompt, negative: negativePrompt, steps, guidance, seed, width, height, scheduler } = flags;
+  return { prompt, negativePrompt, steps, guidance, seed, width, height, scheduler };
+}
+
+/** The subject flags as the personalized pipelines' options (maps are recorded when a folder is given). */
+export function subjectOptions(flags: SubjectFlags & { maps?: string }) {
+  return { strength: flags.strength, subjectStart: flags.subjectStart, recordMaps: flags.maps !== undefined };
+}
+
 export function addModelOptions(command: Command, { moa }: { moa: 'required' | 'optional' }): Command {
   command.requiredOption('--model <path>', 'a diffusers folder or a single-file .safetensors checkpoint');
   if (moa === 'required') command.requiredOption('--moa <file>', 'MoA weights (.safetensors)');

@@ -7,7 +7,7 @@ import { disposeMaps, writeMaps } from '../pipelines/maps.js';
 import { swapSubjects } from '../pipelines/personalize.js';
 import { personalRecord } from './generate-moa.js';
 import { pngText } from './output.js';
-import { addModelOptions, addSamplingOptions, addSubjectOptions, ensureParent, type ModelFlags, openSession, readSubjects, type SamplingFlags, type SubjectFlags, withProgress } from './personal.js';
+import { addModelOptions, addSamplingOptions, addSubjectOptions, ensureParent, type ModelFlags, openSession, readSubjects, type SamplingFlags, type SubjectFlags, samplingOptions, subjectOptions, withProgress } from './personal.js';
 import { parseSubjectList, type SubjectSpec } from './subject-spec.js';
 
 interface SwapFlags extends ModelFlags, SamplingFlags, SubjectFlags {
@@ -55,19 +55,10 @@ export function swapCommand(): Command {
         try {
           const results = await withProgress('denoising', flags.json, (signal, onProgress) =>
             swapSubjects(session.sd, session.moa!, {
-              prompt: flags.prompt,
-              negativePrompt: flags.negative,
-              steps: flags.steps,
-              guidance: flags.guidance,
-              seed: flags.seed,
-              width: flags.width,
-              height: flags.height,
-              scheduler: flags.scheduler,
+              ...samplingOptions(flags),
               subjects: base.inputs,
               swaps: variants.map((v) => v.inputs),
-              strength: flags.strength,
-              subjectStart: flags.subjectStart,
-              recordMaps: flags.maps !== undefined,
+              ...subjectOptions(flags),
               signal,
               onProgress,
             }),
