@@ -12,9 +12,10 @@ import { ClipConfigError } from '../src/models/clip-config.js';
 import { CLIPEncoderLayer, isIgnoredClipKey, quickGelu } from '../src/models/clip-encoder.js';
 import { CLIP_IMAGE_MEAN, CLIP_IMAGE_STD, centerCrop, clipPreprocess, replaceBackground, resizeShortSide, shortSideSize } from '../src/models/clip-preprocess.js';
 import { type CLIPTextConfig, CLIPTextModel, clipTextConfigFromJson, SD15_TEXT_CONFIG } from '../src/models/clip-text.js';
-import { CLIP_VIT_L14_VISION_CONFIG, type CLIPVisionConfig, clipVisionConfigFromJson, CLIPVisionModelWithProjection } from '../src/models/clip-vision.js';
+import { CLIP_VIT_L14_VISION_CONFIG, clipVisionConfigFromJson, CLIPVisionModelWithProjection } from '../src/models/clip-vision.js';
 import { arange, autocast, full, Generator, liveTensors, noGrad, rand, type Tensor, tensor, tidy, zeros } from '../src/tensor/index.js';
 import { close, rnd, vals } from './helpers.js';
+import { TINY_VISION_CONFIG } from './tiny-sd.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'moa-clip-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -38,18 +39,7 @@ const TINY_TEXT: CLIPTextConfig = {
   eos_token_id: 2,
   pad_token_id: 1,
 };
-const TINY_VISION: CLIPVisionConfig = {
-  hidden_size: 32,
-  intermediate_size: 64,
-  num_hidden_layers: 2,
-  num_attention_heads: 4,
-  num_channels: 3,
-  image_size: 28,
-  patch_size: 7,
-  projection_dim: 16,
-  hidden_act: 'quick_gelu',
-  layer_norm_eps: 1e-5,
-};
+const TINY_VISION = TINY_VISION_CONFIG;
 /** A row of token ids in [3, 90) with the end-of-text (99, the largest) at `eos`. */
 const tokenRow = (length: number, eos: number, seed: number) => rnd(length, seed, 3, 90).map((v, i) => (i === eos ? 99 : Math.floor(v)));
 

@@ -10,7 +10,7 @@ import { saveDiffusersFolder } from '../src/io/diffusers.js';
 import { colorize, HEATMAP_STOPS, heatmapColor, overlayHeatmap, writeHeatmap } from '../src/io/heatmap.js';
 import { readImage, readPngTextFile, writePng } from '../src/io/image.js';
 import { saveSafetensors } from '../src/io/safetensors.js';
-import { CLIPVisionModelWithProjection, type CLIPVisionConfig } from '../src/models/clip-vision.js';
+import { CLIPVisionModelWithProjection } from '../src/models/clip-vision.js';
 import { MoA } from '../src/moa/moa.js';
 import { saveMoAWeights } from '../src/moa/weights.js';
 import { editRealImage, invertImage } from '../src/pipelines/edit.js';
@@ -22,7 +22,7 @@ import { decodeLatents, encodePrompts, generate, initialLatents, resolveParamete
 import { createScheduler } from '../src/schedulers/index.js';
 import { cat, Generator, noGrad, randn, type Tensor, tensor, tidy } from '../src/tensor/index.js';
 import { settledLiveTensors } from './helpers.js';
-import { CLIP_VOCAB, clipTokenizer, REPO_ROOT, TINY_CONFIGS, tinyStableDiffusion } from './tiny-sd.js';
+import { CLIP_VOCAB, clipTokenizer, REPO_ROOT, TINY_CONFIGS, TINY_VISION_CONFIG, tinyStableDiffusion } from './tiny-sd.js';
 
 const skip = existsSync(CLIP_VOCAB) ? false : `CLIP's vocabulary is not at ${CLIP_VOCAB}`;
 const work = mkdtempSync(join(tmpdir(), 'moa-personalize-'));
@@ -33,19 +33,8 @@ const maxDiff = (a: Tensor, b: Tensor) => tidy(() => a.sub(b).abs().max().item()
 const meanDiff = (a: Tensor, b: Tensor) => tidy(() => a.sub(b).abs().mean().item());
 const disposeAll = (ts: readonly Tensor[]) => ts.forEach((t) => t.dispose());
 
-const EMBED = 16;
-const TINY_VISION: CLIPVisionConfig = {
-  hidden_size: 32,
-  intermediate_size: 64,
-  num_hidden_layers: 2,
-  num_attention_heads: 4,
-  num_channels: 3,
-  image_size: 28,
-  patch_size: 7,
-  projection_dim: EMBED,
-  hidden_act: 'quick_gelu',
-  layer_norm_eps: 1e-5,
-};
+const EMBED = TINY_VISION_CONFIG.projection_dim;
+const TINY_VISION = TINY_VISION_CONFIG;
 
 /** A tiny SD with MoA installed, its MoA weights shaken so that subjects and routing vary. */
 function tinyMoA(seed = 3): { sd: ReturnType<typeof tinyStableDiffusion>; moa: MoA } {

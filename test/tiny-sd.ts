@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ClipTokenizer } from '../src/models/clip-tokenizer.js';
 import { SD15_TEXT_CONFIG } from '../src/models/clip-text.js';
+import type { CLIPVisionConfig } from '../src/models/clip-vision.js';
 import { buildStableDiffusion, SD15_CONFIGS, type StableDiffusion, type StableDiffusionConfigs } from '../src/pipelines/stable-diffusion.js';
 import { Generator } from '../src/tensor/index.js';
 
@@ -54,3 +55,17 @@ export function clipTokenizer(): ClipTokenizer {
 export function tinyStableDiffusion(seed = 0): StableDiffusion {
   return buildStableDiffusion(TINY_CONFIGS, clipTokenizer(), { generator: new Generator(seed) });
 }
+
+/** A tiny CLIP vision tower (28 px images, 16-d embeddings). */
+export const TINY_VISION_CONFIG: CLIPVisionConfig = {
+  hidden_size: 32,
+  intermediate_size: 64,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_channels: 3,
+  image_size: 28,
+  patch_size: 7,
+  projection_dim: 16,
+  hidden_act: 'quick_gelu',
+  layer_norm_eps: 1e-5,
+};
