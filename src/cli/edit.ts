@@ -6,7 +6,7 @@ import { editRealImage } from '../pipelines/edit.js';
 import { disposeMaps, writeMaps } from '../pipelines/maps.js';
 import { personalRecord } from './generate-moa.js';
 import { pngText } from './output.js';
-import { addModelOptions, addSamplingOptions, addSubjectOptions, ensureDir, ensureParent, type ModelFlags, openSession, readSubjects, type SamplingFlags, type SubjectFlags, subjectOptions, withProgress } from './personal.js';
+import { addModelOptions, addSamplingOptions, addSubjectOptions, ensureParent, type ModelFlags, openSession, readSubjects, type SamplingFlags, type SubjectFlags, subjectOptions, withProgress } from './personal.js';
 
 interface EditFlags extends ModelFlags, Omit<SamplingFlags, 'seed' | 'width' | 'height' | 'scheduler'>, SubjectFlags {
   image: string;
@@ -59,11 +59,8 @@ export function editCommand(): Command {
             const record = { ...personalRecord(result.parameters, flags), precision: session.precision, image: flags.image, sourcePrompt: flags.sourcePrompt ?? flags.prompt, latentDistance: result.latentDistance };
             ensureParent(flags.out);
             await writePng(flags.out, result.images[0]!, pngText(record));
-            let maps: string[] = [];
-            if (flags.maps !== undefined && result.maps) {
-              ensureDir(flags.maps);
-              maps = await writeMaps(flags.maps, result.images, result.maps);
-            }
+            // writeMaps makes its folder.
+            const maps = flags.maps !== undefined && result.maps ? await writeMaps(flags.maps, result.images, result.maps) : [];
             if (flags.json) console.log(JSON.stringify({ ...record, files: [flags.out], maps }, null, 2));
             else console.log(`wrote ${flags.out} (mean latent distance from the photo ${result.latentDistance.toFixed(4)}, ${session.precision})`);
           } finally {

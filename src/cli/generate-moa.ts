@@ -4,7 +4,7 @@ import { writePng } from '../io/image.js';
 import { disposeMaps, writeMaps } from '../pipelines/maps.js';
 import { generatePersonalized, type PersonalizedParameters } from '../pipelines/personalize.js';
 import { outputPaths, pngText } from './output.js';
-import { describeSubjects, ensureDir, ensureParent, type ModelFlags, openSession, readSubjects, samplingOptions, type SamplingFlags, type SubjectFlags, subjectOptions, withProgress } from './personal.js';
+import { describeSubjects, ensureParent, type ModelFlags, openSession, readSubjects, samplingOptions, type SamplingFlags, type SubjectFlags, subjectOptions, withProgress } from './personal.js';
 
 export interface PersonalGenerateFlags extends ModelFlags, SamplingFlags, SubjectFlags {
   batch: number;
@@ -47,11 +47,8 @@ export async function generateWithMoA(flags: PersonalGenerateFlags, { mapsOnly =
         for (const [i, image] of result.images.entries()) {
           if (!mapsOnly) await writePng(files[i]!, image, pngText({ ...record, seed: record.seed + i, batch: 1 }));
         }
-        let maps: string[] = [];
-        if (flags.maps !== undefined && result.maps) {
-          ensureDir(flags.maps);
-          maps = await writeMaps(flags.maps, result.images, result.maps);
-        }
+        // writeMaps makes its folder.
+        const maps = flags.maps !== undefined && result.maps ? await writeMaps(flags.maps, result.images, result.maps) : [];
         if (flags.json) console.log(JSON.stringify({ ...record, files, maps }, null, 2));
         else {
           if (files.length) console.log(`wrote ${files.join(', ')} (seed ${record.seed}, ${session.precision})`);
