@@ -96,3 +96,24 @@ test('in-place ops make no new handles', () => {
   x.dispose();
   y.dispose();
 });
+
+test('worker threads each load the binding and compute alongside the main thread', async () => {
+  const { Worker } = await import('node:worker_threads');
+  const index = new URL('../src/tensor/index.js', import.meta.url).href;
+  const code = `const T = await import(${JSON.stringify(index)});
+    const { parentPort } = await import('node:worker_threads');
+    let s = 0;
+    for (let i = 0; i < 50; i++) s += T.tidy(() => T.ones([32, 32]).matmul(T.ones([32, 32])).sum().item());
+    parentPort.postMessage(s);`;
+  const sums = await Promise.all(
+    [0, 1, 2].map(
+      () =>
+        new Promise<number>((resolve, reject) => {
+          const worker = new Worker(code, { eval: true, type: 'module' } as never);
+          worker.once('message', resolve);
+          worker.once('error', reject);
+        }),
+    ),
+  );
+  assert.deepEqual(sums, [50 * 32 ** 3, 50 * 32 ** 3, 50 * 32 ** 3]);
+});

@@ -153,11 +153,13 @@ void CachingCpuAllocator::deleteBlock(void* p) {
 // of physical memory: enough to hold a model's recurring activations (attention scores at 64×64
 // latents are 512 MB each), whose fresh pages would otherwise cost more than the math.
 void installAllocator() {
-  if (instance) return;
-  size_t bytes = static_cast<size_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<size_t>(sysconf(_SC_PAGESIZE)) / 4;
-  if (const char* env = std::getenv("MOA_CPU_CACHE_MB")) bytes = static_cast<size_t>(std::strtoull(env, nullptr, 10)) << 20;
-  instance = new CachingCpuAllocator(bytes);  // lives as long as the process: tensors may outlive the addon
-  c10::SetCPUAllocator(instance, /*priority=*/100);
+  static std::once_flag once;  // worker threads each load the addon; install once per process
+  std::call_once(once, [] {
+    size_t bytes = static_cast<size_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<size_t>(sysconf(_SC_PAGESIZE)) / 4;
+    if (const char* env = std::getenv("MOA_CPU_CACHE_MB")) bytes = static_cast<size_t>(std::strtoull(env, nullptr, 10)) << 20;
+    instance = new CachingCpuAllocator(bytes);  // lives as long as the process: tensors may outlive the addon
+    c10::SetCPUAllocator(instance, /*priority=*/100);
+  });
 }
 
 AllocatorStats allocatorStats() { return instance ? instance->stats() : AllocatorStats{}; }

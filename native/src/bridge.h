@@ -9,6 +9,7 @@
 #include <ATen/ATen.h>
 #include <napi.h>
 
+#include <atomic>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -31,10 +32,11 @@ struct GeneratorBox {
 extern const napi_type_tag kTensorTag;
 extern const napi_type_tag kGeneratorTag;
 
-// Live tensor count and bytes, for tests and leak checks.
+// Live tensor count and bytes, for tests and leak checks. Atomic: worker threads each run their
+// own JavaScript environment over the same addon.
 struct Census {
-  int64_t live = 0;
-  int64_t bytes = 0;
+  std::atomic<int64_t> live{0};
+  std::atomic<int64_t> bytes{0};
 };
 Census& census();
 

@@ -125,8 +125,8 @@ Napi::Value isDisposed(const Napi::CallbackInfo& info) {
 
 Napi::Value liveTensors(const Napi::CallbackInfo& info) {
   auto out = Napi::Object::New(info.Env());
-  out.Set("count", Napi::Number::New(info.Env(), static_cast<double>(census().live)));
-  out.Set("bytes", Napi::Number::New(info.Env(), static_cast<double>(census().bytes)));
+  out.Set("count", Napi::Number::New(info.Env(), static_cast<double>(census().live.load())));
+  out.Set("bytes", Napi::Number::New(info.Env(), static_cast<double>(census().bytes.load())));
   return out;
 }
 

@@ -1,0 +1,56 @@
+// The masked diffusion loss [FastComposer]: MSE(ε̂, ε), where with probability p both are first
+// multiplied by the union of the subject masks, so the loss looks only at the subjects.
+import { rand, tensor } from '../../tensor/create.js';
+import type { Generator } from '../../tensor/generator.js';
+import { tidy } from '../../tensor/scope.js';
+import type { Tensor } from '../../tensor/tensor.js';
+import { asMask4d, lossFloat } from './common.js';
+
+export interface MaskedDiffusionOptions {
+  /** Probability of masking each batch element. Default 0.5 [FastComposer]. */
+  maskProbability?: number;
+  /** Draws the decisions (one uniform per batch element): same seed, same decisions. */
+  generator?: Generator;
+  /** The decisions themselves (one per batch element), instead of drawing them. */
+  masked?: readonly boolean[];
+}
+
+/** One masking decision per batch element: uniform draw < p. */
+export function drawMaskDecisions(batch: number, probability: number, generator: Generator): boolean[] {
+  if (!(probability >= 0 && probability <= 1)) throw new RangeError(`maskProbability must be in [0, 1], not ${probability}`);
+  const u = rand([batch], { generator, dtype: 'float64' });
+  try {
+    return u.toNumbers().map((x) => x < probability);
+  } finally {
+    u.dispose();
+  }
+}
+
+/**
+ * mean((m ⊙ (pred − target))²) over every element, with m = the union mask [B, 1, h, w] for the
+ * batch elements chosen to be masked and 1 for the others. A chosen element whose mask is empty
+ * (no subjects) is not masked: a zero mask would make its loss 0 and teach nothing. With
+ * unionMask null nothing is masked (and no decision is drawn).
+ */
+export function maskedDiffusionLoss(pred: Tensor, target: Tensor, unionMask: Tensor | null, options: MaskedDiffusionOptions = {}): Tensor {
+  if (pred.shape.join() !== target.shape.join()) throw new RangeError(`maskedDiffusionLoss: pred [${pred.shape.join(', ')}] and target [${target.shape.join(', ')}] differ`);
+  return tidy(() => {
+    const diff = lossFloat(pred).sub(lossFloat(target));
+    if (unionMask === null) return diff.square().mean();
+    const batch = pred.size(0);
+    const masked = options.masked ?? drawMaskDecisions(batch, options.maskProbability ?? 0.5, requireGenerator(options.generator));
+    if (masked.length !== batch) throw new RangeError(`maskedDiffusionLoss: ${masked.length} decisions for a batch of ${batch}`);
+    const mask = asMask4d(lossFloat(unionMask), 'maskedDiffusionLoss union mask').to({ device: pred.device, dtype: diff.dtype });
+    const hasSubjects = mask.flatten(1).sum(1).gt(0).toNumbers();
+    // Per element: its mask where chosen (and non-empty), else all ones.
+    const chosen = masked.map((m, b) => (m && hasSubjects[b]! > 0 ? 1 : 0));
+    const select = tensor(chosen, { shape: [batch, 1, 1, 1], dtype: diff.dtype, device: diff.device });
+    const m = mask.mul(select).add(select.rsub(1));
+    return diff.mul(m).square().mean();
+  });
+}
+
+function requireGenerator(generator: Generator | undefined): Generator {
+  if (!generator) throw new TypeError('maskedDiffusionLoss: pass { generator } (or { masked }) to draw the masking decisions');
+  return generator;
+}
