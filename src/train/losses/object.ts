@@ -30,7 +30,7 @@ export function objectLoss(maps: readonly Tensor[], subjectMasks: Tensor, subjec
     const perLayer = maps.map((raw) => {
       if (raw.ndim !== 4 || raw.size(0) !== batch || raw.size(1) !== S) throw new RangeError(`objectLoss: expected maps [${batch}, ${S}, h, w], not [${raw.shape.join(', ')}]`);
       const a = lossFloat(raw);
-      const m = resize(masks.narrow(1, 0, S), [a.size(2), a.size(3)]);
+      const m = resize(masks.narrow(1, 0, S).to({ device: a.device, dtype: a.dtype }), [a.size(2), a.size(3)]);
       const inside = weightedMean(a, m);
       const outside = weightedMean(a, m.rsub(1));
       return outside.sub(inside); // [B, S]

@@ -15,9 +15,10 @@ import { asMask4d, lossFloat, resize } from './common.js';
  */
 export function routerLoss(r1Maps: readonly Tensor[], unionMask: Tensor): Tensor {
   return tidy(() => {
-    const mask = asMask4d(lossFloat(unionMask), 'routerLoss union mask');
+    let mask = asMask4d(lossFloat(unionMask), 'routerLoss union mask');
     const size: [number, number] = [mask.size(2), mask.size(3)];
     if (r1Maps.length === 0) return zeros([], { dtype: mask.dtype, device: mask.device });
+    mask = mask.to({ device: r1Maps[0]!.device });
     const r0 = r1Maps.map((r1) => {
       if (r1.ndim !== 3 || r1.size(0) !== mask.size(0)) throw new RangeError(`routerLoss: expected r1 [${mask.size(0)}, h, w], not [${r1.shape.join(', ')}]`);
       return resize(lossFloat(r1).rsub(1).unsqueeze(1), size);

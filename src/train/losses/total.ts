@@ -1,0 +1,55 @@
+// The training objective: L = L_diff + λ_router·L_router + λ_obj·L_obj, each term kept for logging.
+import type { Generator } from '../../tensor/generator.js';
+import { tidy } from '../../tensor/scope.js';
+import type { Tensor } from '../../tensor/tensor.js';
+import { maskedDiffusionLoss } from './diffusion.js';
+import { objectLoss } from './object.js';
+import { routerLoss } from './router.js';
+
+export interface LossConfig {
+  /** λ_router [choice: start at 1.0]. */
+  router: number;
+  /** λ_obj = 1e-3 [FastComposer]. */
+  object: number;
+  /** Probability of the masked diffusion loss, 0.5 [FastComposer]. */
+  maskProbability: number;
+}
+
+export const DEFAULT_LOSS_CONFIG: Readonly<LossConfig> = Object.freeze({ router: 1.0, object: 1e-3, maskProbability: 0.5 });
+
+export interface LossInputs {
+  /** The UNet's noise prediction and the true noise, [B, C, H, W] (bf16 allowed). */
+  pred: Tensor;
+  target: Tensor;
+  /** Union of subject masks at latent resolution [B, 1, H, W]. */
+  unionMask: Tensor;
+  /** Per-subject masks [B, S, H', W'] (any resolution; resized per layer). */
+  subjectMasks: Tensor;
+  /** Subjects bound per batch element (in binding order). */
+  subjectCounts: readonly number[];
+  /** Every MoA layer's r1 [B, h, w] (TrainingRecorder.r1Maps()). */
+  r1Maps: readonly Tensor[];
+  /** Subject attention of the chosen middle layers [B, S, h, w] (TrainingRecorder.middleMaps()). */
+  attentionMaps: readonly Tensor[];
+  /** Draws the masking decisions of the diffusion loss. */
+  generator: Generator;
+}
+
+export interface LossTerms {
+  total: Tensor;
+  diffusion: Tensor;
+  router: Tensor;
+  object: Tensor;
+}
+
+/** All terms as float32 (or float64) scalars; total supports backward, the others share its graph. */
+export function totalLoss(inputs: LossInputs, config: Partial<LossConfig> = {}): LossTerms {
+  const c = { ...DEFAULT_LOSS_CONFIG, ...config };
+  return tidy(() => {
+    const diffusion = maskedDiffusionLoss(inputs.pred, inputs.target, inputs.unionMask, { maskProbability: c.maskProbability, generator: inputs.generator });
+    const router = routerLoss(inputs.r1Maps, inputs.unionMask);
+    const object = objectLoss(inputs.attentionMaps, inputs.subjectMasks, inputs.subjectCounts);
+    const total = diffusion.add(router.to({ device: diffusion.device }).mul(c.router)).add(object.to({ device: diffusion.device }).mul(c.object));
+    return { total, diffusion, router, object };
+  });
+}

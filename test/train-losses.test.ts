@@ -1,0 +1,302 @@
+// Training losses (spec §3.3) and the training recorder: values against plain-JS computations,
+// gradchecks, the masking decision, the losses' behaviour, and end to end on a tiny MoA UNet.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { MoA, moaConfig, type SubjectBinding } from '../src/moa/index.js';
+import { UNet2DConditionModel } from '../src/models/unet/index.js';
+import { drawMaskDecisions, maskedDiffusionLoss, objectLoss, routerLoss, totalLoss } from '../src/train/losses/index.js';
+import { TrainingRecorder } from '../src/train/recorder.js';
+import { Generator, gradcheck, randn, type Tensor, tensor, tidy } from '../src/tensor/index.js';
+import { close, rnd, settledLiveTensors } from './helpers.js';
+import { TINY_CONFIGS } from './tiny-sd.js';
+
+const f64 = (values: readonly number[], shape: readonly number[], grad = false) => {
+  const t = tensor(values, { shape, dtype: 'float64' });
+  return grad ? t.requiresGrad_() : t;
+};
+const binary = (n: number, seed: number) => rnd(n, seed, 0, 1).map((v) => (v < 0.5 ? 1 : 0));
+const fill = (n: number, value: number) => Array.from({ length: n }, () => value);
+
+// ---- independent references (plain loops over row-major arrays) ----
+
+function refDiffusion(pred: number[], target: number[], mask: number[] | null, masked: boolean[], [B, C, H, W]: number[]): number {
+  let sum = 0;
+  for (let b = 0; b < B!; b++) {
+    let any = false;
+    for (let i = 0; i < H! * W!; i++) if (mask && mask[b * H! * W! + i]! > 0) any = true;
+    for (let c = 0; c < C!; c++)
+      for (let i = 0; i < H! * W!; i++) {
+        const j = ((b * C! + c) * H! * W!) + i;
+        const m = mask && masked[b] && any ? mask[b * H! * W! + i]! : 1;
+        sum += (m * pred[j]! - m * target[j]!) ** 2;
+      }
+  }
+  return sum / (B! * C! * H! * W!);
+}
+
+/** Bilinear upsampling, align_corners false (PyTorch's convention), of one [h, w] plane. */
+function refUpsample(plane: number[], h: number, w: number, H: number, W: number): number[] {
+  const src = (dst: number, inSize: number, outSize: number) => Math.max(0, (dst + 0.5) * (inSize / outSize) - 0.5);
+  const out: number[] = [];
+  for (let y = 0; y < H; y++)
+    for (let x = 0; x < W; x++) {
+      const sy = src(y, h, H), sx = src(x, w, W);
+      const y0 = Math.floor(sy), x0 = Math.floor(sx);
+      const y1 = Math.min(y0 + 1, h - 1), x1 = Math.min(x0 + 1, w - 1);
+      const ly = sy - y0, lx = sx - x0;
+      const at = (yy: number, xx: number) => plane[yy * w + xx]!;
+      out.push((1 - ly) * ((1 - lx) * at(y0, x0) + lx * at(y0, x1)) + ly * ((1 - lx) * at(y1, x0) + lx * at(y1, x1)));
+    }
+  return out;
+}
+
+function refRouter(layers: { r1: number[]; h: number; w: number }[], mask: number[], B: number, H: number, W: number): number {
+  let sum = 0;
+  for (let b = 0; b < B; b++) {
+    const r0 = fill(H * W, 0);
+    for (const { r1, h, w } of layers) {
+      const up = refUpsample(r1.slice(b * h * w, (b + 1) * h * w).map((v) => 1 - v), h, w, H, W);
+      up.forEach((v, i) => (r0[i]! += v / layers.length));
+    }
+    for (let i = 0; i < H * W; i++) sum += ((1 - mask[b * H * W + i]!) * (1 - r0[i]!)) ** 2;
+  }
+  return sum / (B * H * W);
+}
+
+function refObject(layers: number[][], masks: number[], counts: number[], S: number, H: number, W: number): number {
+  let total = 0, n = 0;
+  counts.forEach((count, b) => {
+    for (let k = 0; k < count; k++) {
+      let term = 0;
+      for (const a of layers) {
+        let inS = 0, inW = 0, outS = 0, outW = 0;
+        for (let i = 0; i < H * W; i++) {
+          const j = (b * S + k) * H * W + i;
+          if (masks[j]! > 0) (inS += a[j]!), inW++;
+          else (outS += a[j]!), outW++;
+        }
+        term += (outW ? outS / outW : 0) - (inW ? inS / inW : 0);
+      }
+      total += term / layers.length;
+      n++;
+    }
+  });
+  return n ? total / n : 0;
+}
+
+describe('masked diffusion loss', () => {
+  const shape = [2, 2, 3, 3];
+  const pred = rnd(36, 1), target = rnd(36, 2);
+  const mask = [...binary(9, 3), ...fill(9, 0)]; // element 1 has no subjects
+
+  test('matches a plain computation, masked or not; an element without subjects is never masked', () => {
+    tidy(() => {
+      const p = f64(pred, shape), t = f64(target, shape), m = f64(mask, [2, 1, 3, 3]);
+      for (const masked of [[true, true], [false, true], [true, false], [false, false]]) {
+        close([maskedDiffusionLoss(p, t, m, { masked }).item()], [refDiffusion(pred, target, mask, masked, shape)], 1e-12, `masked ${masked}`);
+      }
+      close([maskedDiffusionLoss(p, t, null).item()], [refDiffusion(pred, target, null, [false, false], shape)], 1e-12);
+      // Element 1's mask is empty: masking it changes nothing.
+      assert.equal(maskedDiffusionLoss(p, t, m, { masked: [true, true] }).item(), maskedDiffusionLoss(p, t, m, { masked: [true, false] }).item());
+    });
+  });
+
+  test('the masking decision is deterministic by seed and drawn with probability p', () => {
+    assert.deepEqual(drawMaskDecisions(64, 0.5, new Generator(7)), drawMaskDecisions(64, 0.5, new Generator(7)));
+    assert.notDeepEqual(drawMaskDecisions(64, 0.5, new Generator(7)), drawMaskDecisions(64, 0.5, new Generator(8)));
+    for (const p of [0.5, 0.2]) {
+      const share = drawMaskDecisions(20000, p, new Generator(1)).filter(Boolean).length / 20000;
+      assert.ok(Math.abs(share - p) < 0.02, `p ${p}: share ${share}`);
+    }
+    assert.ok(drawMaskDecisions(100, 0, new Generator(1)).every((m) => !m));
+    assert.ok(drawMaskDecisions(100, 1, new Generator(1)).every((m) => m));
+    tidy(() => {
+      const p = f64(pred, shape), t = f64(target, shape), m = f64(mask, [2, 1, 3, 3]);
+      const drawn = maskedDiffusionLoss(p, t, m, { generator: new Generator(5), maskProbability: 0.5 }).item();
+      const expected = refDiffusion(pred, target, mask, drawMaskDecisions(2, 0.5, new Generator(5)), shape);
+      close([drawn], [expected], 1e-12);
+    });
+  });
+
+  test('gradcheck w.r.t. prediction and target', () => {
+    tidy(() => {
+      const p = f64(pred, shape, true), t = f64(target, shape, true), m = f64(mask, [2, 1, 3, 3]);
+      gradcheck((a, b) => maskedDiffusionLoss(a!, b!, m, { masked: [true, false] }), [p, t]);
+      gradcheck((a, b) => maskedDiffusionLoss(a!, b!, null), [p, t]);
+    });
+  });
+
+  test('bf16 inputs give float32 losses (diffusion, router, object)', () => {
+    tidy(() => {
+      const loss = maskedDiffusionLoss(f64(pred, shape).bfloat16(), f64(target, shape).bfloat16(), f64(mask, [2, 1, 3, 3]).bfloat16(), { masked: [true, true] });
+      assert.equal(loss.dtype, 'float32');
+      const r1 = f64(rnd(32, 6, 0, 1), [2, 4, 4]).bfloat16();
+      assert.equal(routerLoss([r1], f64(mask, [2, 1, 3, 3]).bfloat16()).dtype, 'float32');
+      const maps = f64(rnd(32, 9, 0, 1), [2, 1, 4, 4]).bfloat16();
+      assert.equal(objectLoss([maps], f64(rnd(32, 8, 0, 1), [2, 1, 4, 4]).bfloat16(), [1, 0]).dtype, 'float32');
+    });
+  });
+});
+
+describe('router loss', () => {
+  const mask = [...binary(16, 4), ...binary(16, 5)]; // [2, 1, 4, 4]
+  const layers = [
+    { r1: rnd(32, 6, 0, 1), h: 4, w: 4 },
+    { r1: rnd(8, 7, 0, 1), h: 2, w: 2 }, // resized to 4×4
+  ];
+  const maps = (grad = false) => layers.map((l) => f64(l.r1, [2, l.h, l.w], grad));
+
+  test('matches a plain computation, with maps resized bilinearly to the latent grid', () => {
+    tidy(() => close([routerLoss(maps(), f64(mask, [2, 1, 4, 4])).item()], [refRouter(layers, mask, 2, 4, 4)], 1e-12));
+  });
+
+  test('gradcheck w.r.t. every layer\'s r1', () => {
+    tidy(() => gradcheck((a, b) => routerLoss([a!, b!], f64(mask, [2, 1, 4, 4])), maps(true)));
+  });
+
+  test('is 0 with r1 = 0 on the background, grows with background r1, and ignores subject pixels', () => {
+    tidy(() => {
+      const m = f64(mask, [2, 1, 4, 4]);
+      const loss = (r1: (bg: boolean) => number) => routerLoss([f64(mask.map((v) => r1(v === 0)), [2, 4, 4])], m).item();
+      assert.equal(loss((bg) => (bg ? 0 : 0.9)), 0);
+      const values = [0.1, 0.3, 0.6, 1].map((v) => loss((bg) => (bg ? v : 0.5)));
+      for (let i = 1; i < values.length; i++) assert.ok(values[i]! > values[i - 1]!, `grows: ${values}`);
+      assert.equal(loss((bg) => (bg ? 0.3 : 0)), loss((bg) => (bg ? 0.3 : 1)));
+    });
+  });
+});
+
+describe('object loss', () => {
+  const [B, S, H, W] = [2, 2, 4, 4];
+  const masks = binary(B * S * H * W, 8);
+  const counts = [2, 1];
+  const layers = [rnd(64, 9, 0, 1), rnd(64, 10, 0, 1)];
+
+  test('matches a plain computation over layers and present subjects', () => {
+    tidy(() => {
+      const got = objectLoss(layers.map((a) => f64(a, [B, S, H, W])), f64(masks, [B, S, H, W]), counts).item();
+      close([got], [refObject(layers, masks, counts, S, H, W)], 1e-12);
+      assert.equal(objectLoss(layers.map((a) => f64(a, [B, S, H, W])), f64(masks, [B, S, H, W]), [0, 0]).item(), 0);
+    });
+  });
+
+  test('gradcheck w.r.t. the maps, including a coarser layer (masks resized to it)', () => {
+    tidy(() => {
+      const inputs = [f64(layers[0]!, [B, S, H, W], true), f64(rnd(16, 11, 0, 1), [B, S, 2, 2], true)];
+      gradcheck((a, b) => objectLoss([a!, b!], f64(masks, [B, S, H, W]), counts), inputs);
+    });
+  });
+
+  test('negative when attention sits inside the mask, positive outside', () => {
+    tidy(() => {
+      const m = f64(masks, [B, S, H, W]);
+      const inside = objectLoss([f64(masks, [B, S, H, W])], m, counts).item();
+      const outside = objectLoss([f64(masks.map((v) => 1 - v), [B, S, H, W])], m, counts).item();
+      assert.ok(inside < 0 && Math.abs(inside + 1) < 1e-12, `inside ${inside}`);
+      assert.ok(outside > 0 && Math.abs(outside - 1) < 1e-12, `outside ${outside}`);
+    });
+  });
+});
+
+// ---- end to end on a tiny MoA UNet ----
+
+const CONFIG = moaConfig({ imageEmbedDim: 32 });
+const gen = (seed: number) => new Generator(seed);
+
+function setup() {
+  const unet = new UNet2DConditionModel(TINY_CONFIGS.unet, { generator: gen(1) }).eval();
+  const moa = new MoA(unet, CONFIG, { generator: gen(5) }).train();
+  const g = gen(3);
+  const x = { sample: randn([2, 4, 8, 8], { generator: g }), timestep: tensor([500, 700]), text: randn([2, 77, 32], { generator: g }) };
+  const noise = randn([2, 4, 8, 8], { generator: g });
+  const subjects: SubjectBinding[][] = [
+    [
+      { tokenIndex: 3, embedding: randn([32], { generator: gen(10) }) },
+      { tokenIndex: 6, embedding: randn([32], { generator: gen(11) }) },
+    ],
+    [],
+  ];
+  // Element 0: subject 0 in the top-left quarter, subject 1 in the bottom-right; element 1: none.
+  const m = fill(2 * 2 * 64, 0);
+  for (let y = 0; y < 8; y++)
+    for (let xx = 0; xx < 8; xx++) {
+      if (y < 4 && xx < 4) m[y * 8 + xx] = 1;
+      if (y >= 4 && xx >= 4) m[64 + y * 8 + xx] = 1;
+    }
+  const subjectMasks = tensor(m, { shape: [2, 2, 8, 8] });
+  const unionMask = subjectMasks.sum(1, true).clamp(0, 1);
+  return { unet, moa, x, noise, subjects, subjectMasks, unionMask };
+}
+
+function step(s: ReturnType<typeof setup>, recorder: TrainingRecorder, which: 'total' | 'router' | 'object') {
+  tidy(() => {
+    const pred = s.unet.forward(s.x.sample, s.x.timestep, s.x.text, { moa: { subjects: s.subjects, timestep: s.x.timestep, recorder } });
+    const terms = totalLoss({
+      pred,
+      target: s.noise,
+      unionMask: s.unionMask,
+      subjectMasks: s.subjectMasks,
+      subjectCounts: s.subjects.map((b) => b.length),
+      r1Maps: recorder.r1Maps(),
+      attentionMaps: recorder.middleMaps(),
+      generator: gen(2),
+    });
+    for (const t of Object.values(terms)) assert.ok(Number.isFinite(t.item()) && t.ndim === 0);
+    terms[which].backward();
+  });
+  recorder.reset();
+}
+
+describe('training recorder and losses on a tiny MoA UNet', () => {
+  test('records every layer, selects the middle layers, and the losses reach the right parameters', () => {
+    const s = setup();
+    const recorder = new TrainingRecorder();
+    tidy(() => s.unet.forward(s.x.sample, s.x.timestep, s.x.text, { moa: { subjects: s.subjects, timestep: s.x.timestep, recorder } }));
+    assert.equal(recorder.routings.length, s.moa.layers.length);
+    assert.equal(recorder.attentions.length, s.moa.layers.filter((l) => l.kind === 'cross').length);
+    assert.ok(recorder.routings.every((r) => r.r1.requiresGrad) && recorder.attentions.every((a) => a.maps.requiresGrad && a.maps.size(1) === 2));
+    assert.equal(recorder.middleAttention().length, recorder.attentions.length, 'the tiny UNet has two grids (8×8, 4×4): all count');
+    assert.deepEqual(new TrainingRecorder({ resolutions: 1 }).middleAttention(), []);
+    const coarsest = recorder.attentions.filter((a) => a.layer.startsWith('mid_block'));
+    const one = new TrainingRecorder({ resolutions: 1 });
+    for (const a of recorder.attentions) one.subjectAttention(a.layer, a.size, a.maps);
+    assert.deepEqual(one.middleAttention().map((a) => a.layer), coarsest.map((a) => a.layer));
+    const named = new TrainingRecorder({ match: (n) => n.startsWith('mid_block') });
+    for (const a of recorder.attentions) named.subjectAttention(a.layer, a.size, a.maps);
+    assert.deepEqual(named.middleAttention().map((a) => a.layer), coarsest.map((a) => a.layer));
+    recorder.dispose(); // (one and named hold the same tensors: disposed once, here)
+    assert.equal(recorder.routings.length, 0);
+
+    const mine = new Set(s.moa.moaParameters());
+    const base = s.moa.parameters().filter((p) => !mine.has(p));
+    const zero = () => s.moa.moaParameters().forEach((p) => p.zeroGrad());
+    const nonzero = (t: Tensor | null) => t !== null && tidy(() => t.abs().sum().item()) > 0;
+
+    // The router loss alone trains the routers (their last layer: the first sees none while the
+    // last starts at zero weights).
+    step(s, recorder, 'router');
+    for (const l of s.moa.layers) assert.ok(nonzero(l.router.at(2).getParameter('weight')!.grad), `${l.name} router`);
+    zero();
+    // The object loss alone trains the personal cross-attention.
+    step(s, recorder, 'object');
+    for (const l of s.moa.layers.filter((l) => l.kind === 'cross')) assert.ok(nonzero(l.personal.to_k.weight.grad) || nonzero(l.personal.to_q.weight.grad), `${l.name} personal`);
+    zero();
+    step(s, recorder, 'total');
+    assert.ok(s.moa.moaParameters().some((p) => nonzero(p.grad)));
+    assert.ok(base.every((p) => p.grad === null), 'base parameters get no gradient');
+    s.moa.dispose();
+  });
+
+  test('the recorder leaves no tensors alive after dispose', () => {
+    const s = setup();
+    const recorder = new TrainingRecorder();
+    step(s, recorder, 'total'); // first step creates the gradients
+    const live = settledLiveTensors().count;
+    step(s, recorder, 'total');
+    tidy(() => s.unet.forward(s.x.sample, s.x.timestep, s.x.text, { moa: { subjects: s.subjects, timestep: s.x.timestep, recorder } }));
+    assert.ok(recorder.routings.length > 0);
+    recorder.dispose();
+    assert.equal(settledLiveTensors().count, live);
+    s.moa.dispose();
+  });
+});
