@@ -124,8 +124,8 @@ export function parseNpy(bytes: Uint8Array, source = '(buffer)'): NpyArray {
   const available = bytes.length - dataStart;
   if (available < expected) throw new NpyError(source, `shape (${header.shape.join(', ')}) of ${header.descr} needs ${expected} data bytes, but only ${available} follow the header`);
   if (available > expected) throw new NpyError(source, `${available - expected} unexpected bytes after the data`);
-  // Copy so the typed array is aligned and owns its memory.
-  const copy = bytes.slice(dataStart, dataStart + expected).buffer;
+  // Copy so the typed array is aligned and owns its memory (a Buffer's slice() would share its pool).
+  const copy = new Uint8Array(bytes.subarray(dataStart, dataStart + expected)).buffer;
   let data = info.make(copy, count);
   if (info.dtype === 'bool' && (data as Uint8Array).some((v) => v > 1)) throw new NpyError(source, 'a bool array holds values other than 0 and 1');
   if (header.fortranOrder) data = toRowMajor(data, header.shape);
