@@ -10,22 +10,8 @@ import { disposeSample, loadSample, readImageIds, SampleError } from '../src/tra
 import { type Batch, disposeBatch, FfhqWildLoader } from '../src/train/data/loader.js';
 import { NpyError, parseNpy } from '../src/train/data/npy.js';
 import { mulberry32 } from '../src/train/data/rng.js';
+import { npyBytes } from './ffhq-fixture.js';
 import { clipTokenizer } from './tiny-sd.js';
-
-/** A .npy file written by hand: preamble, a space-padded header dict, the raw bytes. */
-function npyBytes(descr: string, shape: number[], data: Uint8Array, { version = 1, fortran = 'False' } = {}): Uint8Array {
-  const shapeText = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(', ')})`;
-  let dict = `{'descr': '${descr}', 'fortran_order': ${fortran}, 'shape': ${shapeText}, }`;
-  const preamble = version === 1 ? 10 : 12;
-  while ((preamble + dict.length + 1) % 64 !== 0) dict += ' ';
-  dict += '\n';
-  const header = Buffer.from(dict, 'latin1');
-  const head = Buffer.alloc(preamble);
-  Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, version, 0]).copy(head);
-  if (version === 1) head.writeUInt16LE(header.length, 8);
-  else head.writeUInt32LE(header.length, 8);
-  return new Uint8Array(Buffer.concat([head, header, Buffer.from(data.buffer, data.byteOffset, data.byteLength)]));
-}
 
 describe('npy', () => {
   test('reads several dtypes and versions', () => {

@@ -8,6 +8,7 @@ import { formatInspect, inspectModel } from './inspect.js';
 import { mapsCommand } from './maps.js';
 import { morphCommand } from './morph.js';
 import { swapCommand } from './swap.js';
+import { trainCommand } from './train.js';
 
 const program = new Command()
   .name('moa')
@@ -36,7 +37,7 @@ program
     console.log(options.json ? JSON.stringify(report, null, 2) : formatInspect(target, report));
   });
 
-for (const command of [generateCommand(), swapCommand(), morphCommand(), editCommand(), mapsCommand()]) program.addCommand(command.copyInheritedSettings(program));
+for (const command of [generateCommand(), swapCommand(), morphCommand(), editCommand(), mapsCommand(), trainCommand()]) program.addCommand(command.copyInheritedSettings(program));
 
 try {
   await program.parseAsync();

@@ -1,0 +1,182 @@
+// Training configuration: read from JSON or YAML, every field checked, errors name the field.
+import { readFileSync } from 'node:fs';
+import { extname } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { DEFAULT_LOSS_CONFIG, type LossConfig } from './losses/index.js';
+
+export type LrSchedule = 'constant' | 'cosine';
+export type TrainPrecision = 'fp32' | 'bf16';
+
+export interface TrainConfig {
+  /** An FFHQ-wild folder (spec §3.2). */
+  dataRoot: string;
+  /** The id list inside dataRoot; default: the loader's (image_ids_train.txt, …). */
+  idsFile: string | null;
+  /** Training image side in pixels. */
+  resolution: number;
+  /** Subject crop side (the image encoder's input before its own resize). */
+  cropSize: number;
+  batchSize: number;
+  /** Optimizer steps (each of gradientAccumulation micro-batches). */
+  steps: number;
+  lr: number;
+  weightDecay: number;
+  warmupSteps: number;
+  schedule: LrSchedule;
+  gradientAccumulation: number;
+  maxGradNorm: number;
+  precision: TrainPrecision;
+  /** EMA of MoA's parameters, or null for none. */
+  emaDecay: number | null;
+  seed: number;
+  checkpointEvery: number;
+  /** 0: no samples (sampling during training is not implemented yet; kept for configs). */
+  sampleEvery: number;
+  outputDir: string;
+  loss: LossConfig;
+  /** Augmentation [FastComposer]. */
+  dropCaption: number;
+  keepSubject: number;
+  maxSubjects: number;
+  /** For the CLI: a diffusers folder, its image encoder folder, MoA config overrides. */
+  model: string | null;
+  imageEncoder: string | null;
+  moa: Record<string, unknown>;
+}
+
+export class TrainConfigError extends Error {
+  constructor(
+    readonly field: string,
+    problem: string,
+  ) {
+    super(`training config: '${field}' ${problem}`);
+    this.name = 'TrainConfigError';
+  }
+}
+
+const DEFAULTS: Omit<TrainConfig, 'dataRoot' | 'outputDir' | 'steps'> = {
+  idsFile: null,
+  resolution: 512,
+  cropSize: 224,
+  batchSize: 1,
+  lr: 1e-5,
+  weightDecay: 1e-2,
+  warmupSteps: 0,
+  schedule: 'constant',
+  gradientAccumulation: 1,
+  maxGradNorm: 1,
+  precision: 'fp32',
+  emaDecay: null,
+  seed: 0,
+  checkpointEvery: 1000,
+  sampleEvery: 0,
+  loss: { ...DEFAULT_LOSS_CONFIG },
+  dropCaption: 0.1,
+  keepSubject: 0.9,
+  maxSubjects: 4,
+  model: null,
+  imageEncoder: null,
+  moa: {},
+};
+
+const KEYS = new Set<string>([...Object.keys(DEFAULTS), 'dataRoot', 'outputDir', 'steps']);
+
+type Raw = Record<string, unknown>;
+
+function isObject(v: unknown): v is Raw {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function str(raw: Raw, key: string, fallback?: string | null): string | null {
+  const v = raw[key];
+  if (v === undefined) {
+    if (fallback === undefined) throw new TrainConfigError(key, 'is required');
+    return fallback;
+  }
+  if (v === null && fallback === null) return null;
+  if (typeof v !== 'string' || v === '') throw new TrainConfigError(key, `must be a non-empty string, not ${JSON.stringify(v)}`);
+  return v;
+}
+
+function num(raw: Raw, key: string, fallback: number | undefined, check: { int?: boolean; min?: number; max?: number; positive?: boolean }, field = key): number {
+  const v = raw[key];
+  if (v === undefined) {
+    if (fallback === undefined) throw new TrainConfigError(field, 'is required');
+    return fallback;
+  }
+  const what = check.int ? 'an integer' : 'a number';
+  if (typeof v !== 'number' || !Number.isFinite(v) || (check.int && !Number.isSafeInteger(v))) throw new TrainConfigError(field, `must be ${what}, not ${JSON.stringify(v)}`);
+  if (check.positive && !(v > 0)) throw new TrainConfigError(field, `must be > 0, not ${v}`);
+  if (check.min !== undefined && v < check.min) throw new TrainConfigError(field, `must be ≥ ${check.min}, not ${v}`);
+  if (check.max !== undefined && v > check.max) throw new TrainConfigError(field, `must be ≤ ${check.max}, not ${v}`);
+  return v;
+}
+
+function oneOf<T extends string>(raw: Raw, key: string, values: readonly T[], fallback: T): T {
+  const v = raw[key];
+  if (v === undefined) return fallback;
+  if (!values.includes(v as T)) throw new TrainConfigError(key, `must be one of ${values.map((x) => `'${x}'`).join(', ')}, not ${JSON.stringify(v)}`);
+  return v as T;
+}
+
+function lossConfig(raw: unknown): LossConfig {
+  if (raw === undefined) return { ...DEFAULT_LOSS_CONFIG };
+  if (!isObject(raw)) throw new TrainConfigError('loss', 'must be an object { router, object, maskProbability }');
+  for (const k of Object.keys(raw)) if (!(k in DEFAULT_LOSS_CONFIG)) throw new TrainConfigError(`loss.${k}`, 'is not a known field (router, object, maskProbability)');
+  return {
+    router: num(raw, 'router', DEFAULT_LOSS_CONFIG.router, { min: 0 }, 'loss.router'),
+    object: num(raw, 'object', DEFAULT_LOSS_CONFIG.object, { min: 0 }, 'loss.object'),
+    maskProbability: num(raw, 'maskProbability', DEFAULT_LOSS_CONFIG.maskProbability, { min: 0, max: 1 }, 'loss.maskProbability'),
+  };
+}
+
+/** Checks a parsed config object and fills in defaults; unknown keys are refused (typos). */
+export function parseTrainConfig(raw: unknown): TrainConfig {
+  if (!isObject(raw)) throw new TrainConfigError('(root)', 'must be an object');
+  for (const k of Object.keys(raw)) if (!KEYS.has(k)) throw new TrainConfigError(k, `is not a known field (known: ${[...KEYS].sort().join(', ')})`);
+  const d = DEFAULTS;
+  const emaRaw = raw.emaDecay;
+  const config: TrainConfig = {
+    dataRoot: str(raw, 'dataRoot')!,
+    idsFile: str(raw, 'idsFile', null),
+    resolution: num(raw, 'resolution', d.resolution, { int: true, positive: true }),
+    cropSize: num(raw, 'cropSize', d.cropSize, { int: true, positive: true }),
+    batchSize: num(raw, 'batchSize', d.batchSize, { int: true, positive: true }),
+    steps: num(raw, 'steps', undefined, { int: true, positive: true }),
+    lr: num(raw, 'lr', d.lr, { positive: true }),
+    weightDecay: num(raw, 'weightDecay', d.weightDecay, { min: 0 }),
+    warmupSteps: num(raw, 'warmupSteps', d.warmupSteps, { int: true, min: 0 }),
+    schedule: oneOf(raw, 'schedule', ['constant', 'cosine'] as const, d.schedule),
+    gradientAccumulation: num(raw, 'gradientAccumulation', d.gradientAccumulation, { int: true, positive: true }),
+    maxGradNorm: num(raw, 'maxGradNorm', d.maxGradNorm, { positive: true }),
+    precision: oneOf(raw, 'precision', ['fp32', 'bf16'] as const, d.precision),
+    emaDecay: emaRaw === undefined || emaRaw === null ? null : num(raw, 'emaDecay', undefined, { min: 0, max: 1 }),
+    seed: num(raw, 'seed', d.seed, { int: true, min: 0 }),
+    checkpointEvery: num(raw, 'checkpointEvery', d.checkpointEvery, { int: true, positive: true }),
+    sampleEvery: num(raw, 'sampleEvery', d.sampleEvery, { int: true, min: 0 }),
+    outputDir: str(raw, 'outputDir')!,
+    loss: lossConfig(raw.loss),
+    dropCaption: num(raw, 'dropCaption', d.dropCaption, { min: 0, max: 1 }),
+    keepSubject: num(raw, 'keepSubject', d.keepSubject, { min: 0, max: 1 }),
+    maxSubjects: num(raw, 'maxSubjects', d.maxSubjects, { int: true, min: 1 }),
+    model: str(raw, 'model', null),
+    imageEncoder: str(raw, 'imageEncoder', null),
+    moa: raw.moa === undefined ? {} : isObject(raw.moa) ? { ...raw.moa } : (() => { throw new TrainConfigError('moa', 'must be an object of MoA config overrides'); })(),
+  };
+  if (config.resolution % 8 !== 0) throw new TrainConfigError('resolution', `must be a multiple of 8, not ${config.resolution}`);
+  if (config.emaDecay === 1) throw new TrainConfigError('emaDecay', 'must be < 1 (1 would never move)');
+  return config;
+}
+
+/** Reads a .json, .yaml or .yml config file. */
+export function readTrainConfig(path: string): TrainConfig {
+  const text = readFileSync(path, 'utf8');
+  const ext = extname(path).toLowerCase();
+  let raw: unknown;
+  try {
+    raw = ext === '.json' ? JSON.parse(text) : parseYaml(text);
+  } catch (error) {
+    throw new Error(`training config '${path}' is not valid ${ext === '.json' ? 'JSON' : 'YAML'}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  return parseTrainConfig(raw);
+}

@@ -1,0 +1,175 @@
+// The MoA trainer on the tiny Stable Diffusion: the loss falls, the base stays bit-identical,
+// a resumed run repeats the uninterrupted one, configs are checked, checkpoints are atomic.
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { CLIPVisionModelWithProjection } from '../src/models/clip-vision.js';
+import { disposeStableDiffusion } from '../src/pipelines/stable-diffusion.js';
+import { Generator, type Tensor } from '../src/tensor/index.js';
+import { latestCheckpoint } from '../src/train/checkpoint.js';
+import { parseTrainConfig, readTrainConfig, type TrainConfig, TrainConfigError } from '../src/train/config.js';
+import { learningRate } from '../src/train/schedule.js';
+import { Trainer } from '../src/train/trainer.js';
+import { writeFfhqFolder } from './ffhq-fixture.js';
+import { tinyStableDiffusion, TINY_VISION_CONFIG } from './tiny-sd.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'moa-train-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+const dataRoot = join(tmp, 'ffhq');
+
+before(async () => {
+  await writeFfhqFolder(dataRoot, [
+    { id: '10001', caption: 'a man and a woman sitting on a bench', words: ['man', 'woman'] },
+    { id: '10002', caption: 'the girl and her grandfather at the beach', words: ['girl', 'grandfather'], colours: [[250, 200, 0], [0, 90, 200], [40, 40, 40]] },
+    { id: '10003', caption: 'a boy standing next to a lady in a park', words: ['boy', 'lady'], colours: [[0, 0, 0], [255, 255, 255], [0, 160, 0]] },
+    { id: '10004', caption: 'a woman hugging a man', words: ['woman', 'man'], colours: [[200, 0, 200], [0, 200, 200], [200, 200, 200]] },
+  ]);
+});
+
+/** A tiny run's config: 32 px images, 28 px crops for the tiny vision tower. */
+function config(outputDir: string, overrides: Record<string, unknown> = {}): TrainConfig {
+  return parseTrainConfig({
+    dataRoot,
+    outputDir,
+    resolution: 32,
+    cropSize: 28,
+    batchSize: 2,
+    steps: 40,
+    lr: 1e-2,
+    seed: 7,
+    checkpointEvery: 1000,
+    moa: { imageEmbedDim: TINY_VISION_CONFIG.projection_dim },
+    ...overrides,
+  });
+}
+
+/** Fresh tiny networks (the same seeded weights every time) and a trainer over them. */
+async function trainer(c: TrainConfig, resume: string | null = null) {
+  const sd = tinyStableDiffusion(0);
+  const imageEncoder = new CLIPVisionModelWithProjection(TINY_VISION_CONFIG, { generator: new Generator(5) });
+  const t = await Trainer.create({ sd, imageEncoder, config: c, resume });
+  const dispose = () => {
+    t.dispose();
+    disposeStableDiffusion(sd);
+    imageEncoder.dispose();
+  };
+  return { sd, imageEncoder, t, dispose };
+}
+
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+function snapshot(state: Record<string, Tensor>): Map<string, Tensor> {
+  return new Map(Object.entries(state).map(([k, v]) => [k, v.clone()]));
+}
+
+describe('trainer', () => {
+  test('the loss falls and the base model is untouched', async () => {
+    const out = join(tmp, 'fall');
+    const sd = tinyStableDiffusion(0);
+    const imageEncoder = new CLIPVisionModelWithProjection(TINY_VISION_CONFIG, { generator: new Generator(5) });
+    const before = [snapshot(sd.unet.stateDict()), snapshot(sd.vae.stateDict()), snapshot(sd.textEncoder.stateDict()), snapshot(imageEncoder.stateDict())];
+    const t = await Trainer.create({ sd, imageEncoder, config: config(out, { steps: 60 }) });
+    const records = await t.run();
+    assert.equal(records.length, 60);
+    const losses = records.map((r) => r.loss);
+    const first = mean(losses.slice(0, 10));
+    const last = mean(losses.slice(-10));
+    console.log(`loss: first 10 mean ${first.toFixed(4)}, last 10 mean ${last.toFixed(4)}; curve ${losses.map((l) => l.toFixed(3)).join(' ')}`);
+    assert.ok(losses.every(Number.isFinite));
+    assert.ok(last < 0.8 * first, `loss should fall: ${first} → ${last}`);
+    for (const r of records) for (const k of ['diffusion', 'router', 'object', 'lr', 'gradNorm', 'itPerSec'] as const) assert.ok(Number.isFinite(r[k]), k);
+    // Every base tensor bit-identical (MoA's own keys aside).
+    const after = [t.moa.baseStateDict(), sd.vae.stateDict(), sd.textEncoder.stateDict(), imageEncoder.stateDict()];
+    before.forEach((snap, i) => {
+      assert.deepEqual([...snap.keys()].sort(), Object.keys(after[i]!).sort());
+      for (const [k, v] of snap) assert.ok(v.equal(after[i]![k]!), `base tensor ${k} changed`);
+    });
+    // The JSONL log, the final checkpoint and the MoA weights file.
+    const log = readFileSync(join(out, 'train-log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; loss: number });
+    assert.deepEqual(log.map((r) => r.step), records.map((r) => r.step));
+    assert.equal(log[5]!.loss, records[5]!.loss);
+    assert.ok(existsSync(join(out, 'moa.safetensors')));
+    assert.deepEqual(readdirSync(join(out, 'checkpoints')), ['step-00000060.safetensors']);
+    t.dispose();
+    disposeStableDiffusion(sd);
+    imageEncoder.dispose();
+  });
+
+  test('kill and resume repeats the uninterrupted run', async () => {
+    const overrides = { steps: 8, checkpointEvery: 3, emaDecay: 0.9, gradientAccumulation: 2, warmupSteps: 2, schedule: 'cosine' };
+    const fullDir = join(tmp, 'full');
+    const full = await trainer(config(fullDir, overrides));
+    const fullRecords = await full.t.run();
+    const fullWeights = snapshot(full.t.moa.moaStateDict());
+    const fullEma = snapshot({ ...full.t.ema! });
+    full.dispose();
+    // Checkpoints every 3 steps and at the end, only finished files (no temporaries).
+    assert.deepEqual(readdirSync(join(fullDir, 'checkpoints')), ['step-00000003.safetensors', 'step-00000006.safetensors', 'step-00000008.safetensors']);
+    assert.equal(latestCheckpoint(fullDir), join(fullDir, 'checkpoints', 'step-00000008.safetensors'));
+
+    // A run "killed" after step 4 (its last checkpoint: step 3), resumed in a new process-like trainer.
+    const killedDir = join(tmp, 'killed');
+    const killed = await trainer(config(killedDir, overrides));
+    await killed.t.run({ until: 4 });
+    killed.dispose();
+    const resumed = await trainer(config(killedDir, overrides), latestCheckpoint(killedDir));
+    assert.equal(resumed.t.step, 3);
+    const resumedRecords = await resumed.t.run();
+    assert.deepEqual(resumedRecords.map((r) => r.step), [4, 5, 6, 7, 8]);
+    for (const r of resumedRecords) {
+      const u = fullRecords[r.step - 1]!;
+      for (const k of ['loss', 'diffusion', 'router', 'object', 'lr', 'gradNorm'] as const) assert.ok(Math.abs(r[k] - u[k]) <= 1e-6, `step ${r.step} ${k}: ${r[k]} vs ${u[k]}`);
+    }
+    for (const [k, v] of Object.entries(resumed.t.moa.moaStateDict())) assert.ok(v.allclose(fullWeights.get(k)!, { rtol: 0, atol: 1e-6 }), `weight ${k}`);
+    for (const [k, v] of Object.entries(resumed.t.ema!)) assert.ok(v.allclose(fullEma.get(k)!, { rtol: 0, atol: 1e-6 }), `ema ${k}`);
+    resumed.dispose();
+  });
+
+  test('bf16 autocast trains', async () => {
+    const run = await trainer(config(join(tmp, 'bf16'), { steps: 2, precision: 'bf16' }));
+    const records = await run.t.run();
+    assert.equal(records.length, 2);
+    assert.ok(records.every((r) => Number.isFinite(r.loss) && Number.isFinite(r.gradNorm)), JSON.stringify(records));
+    run.dispose();
+  });
+
+  test('config errors name the field', () => {
+    const base = { dataRoot: '/d', outputDir: '/o', steps: 10 };
+    const bad: [Record<string, unknown>, RegExp][] = [
+      [{ outputDir: '/o', steps: 10 }, /'dataRoot' is required/],
+      [{ ...base, steps: 0 }, /'steps' must be > 0/],
+      [{ ...base, lr: 'fast' }, /'lr' must be a number/],
+      [{ ...base, schedule: 'linear' }, /'schedule' must be one of 'constant', 'cosine'/],
+      [{ ...base, precision: 'fp16' }, /'precision' must be one of 'fp32', 'bf16'/],
+      [{ ...base, batchSize: 1.5 }, /'batchSize' must be an integer/],
+      [{ ...base, emaDecay: 2 }, /'emaDecay' must be ≤ 1/],
+      [{ ...base, loss: { router: -1 } }, /'loss.router' must be ≥ 0/],
+      [{ ...base, loss: { diffusion: 1 } }, /'loss.diffusion' is not a known field/],
+      [{ ...base, learningRate: 1 }, /'learningRate' is not a known field/],
+      [{ ...base, resolution: 30 }, /'resolution' must be a multiple of 8/],
+    ];
+    for (const [raw, message] of bad) assert.throws(() => parseTrainConfig(raw), (e: unknown) => e instanceof TrainConfigError && message.test(e.message), JSON.stringify(raw));
+    const c = parseTrainConfig(base);
+    assert.equal(c.lr, 1e-5);
+    assert.equal(c.schedule, 'constant');
+    assert.equal(c.emaDecay, null);
+    // YAML and JSON files.
+    const yamlPath = join(tmp, 'train.yaml');
+    writeFileSync(yamlPath, 'dataRoot: /d\noutputDir: /o\nsteps: 5\nschedule: cosine\nloss:\n  router: 0.5\n');
+    const y = readTrainConfig(yamlPath);
+    assert.deepEqual([y.steps, y.schedule, y.loss.router, y.loss.object], [5, 'cosine', 0.5, 1e-3]);
+    const jsonPath = join(tmp, 'train.json');
+    writeFileSync(jsonPath, JSON.stringify({ ...base, precision: 'bf16' }));
+    assert.equal(readTrainConfig(jsonPath).precision, 'bf16');
+  });
+
+  test('learning-rate schedules', () => {
+    const s = { lr: 1, warmupSteps: 4, steps: 14 };
+    assert.deepEqual([0, 1, 3, 4, 10].map((i) => learningRate(i, { ...s, schedule: 'constant' })), [0.25, 0.5, 1, 1, 1]);
+    assert.equal(learningRate(4, { ...s, schedule: 'cosine' }), 1);
+    assert.ok(Math.abs(learningRate(9, { ...s, schedule: 'cosine' }) - 0.5) < 1e-12);
+    assert.ok(learningRate(13, { ...s, schedule: 'cosine' }) < 0.03);
+  });
+});
