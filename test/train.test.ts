@@ -124,6 +124,9 @@ describe('trainer', () => {
     }
     for (const [k, v] of Object.entries(resumed.t.moa.moaStateDict())) assert.ok(v.allclose(fullWeights.get(k)!, { rtol: 0, atol: 1e-6 }), `weight ${k}`);
     for (const [k, v] of Object.entries(resumed.t.ema!)) assert.ok(v.allclose(fullEma.get(k)!, { rtol: 0, atol: 1e-6 }), `ema ${k}`);
+    // The log holds each step once: the steps redone after the checkpoint replace the killed run's.
+    const logged = readFileSync(join(killedDir, 'train-log.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { step: number }).step);
+    assert.deepEqual(logged, [1, 2, 3, 4, 5, 6, 7, 8]);
     resumed.dispose();
   });
 

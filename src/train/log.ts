@@ -1,6 +1,7 @@
 // The training log: one JSON object per optimizer step, appended to <outputDir>/train-log.jsonl.
-import { appendFileSync, mkdirSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { writeFileAtomically } from '../io/atomic.js';
 
 export interface StepRecord {
   step: number;
@@ -20,5 +21,13 @@ export class JsonlLog {
   }
   write(record: StepRecord): void {
     appendFileSync(this.path, JSON.stringify(record) + '\n');
+  }
+  /** Drops the records after `step` (a resumed run redoes them), keeping the rest. */
+  truncateAfter(step: number): void {
+    if (!existsSync(this.path)) return;
+    const kept = readFileSync(this.path, 'utf8')
+      .split('\n')
+      .filter((line) => line.trim() !== '' && (JSON.parse(line) as StepRecord).step <= step);
+    writeFileAtomically(this.path, Buffer.from(kept.map((line) => line + '\n').join('')));
   }
 }

@@ -236,6 +236,7 @@ export class Trainer {
     } else if (state.ema) for (const t of Object.values(state.ema)) t.dispose();
     this.loader.setPosition(state.position);
     this.step = state.step;
+    this.#log?.truncateAfter(state.step);
   }
 
   dispose(): void {
