@@ -3,7 +3,8 @@
 import { Command } from 'commander';
 import { readImage, writePng } from '../io/image.js';
 import { editRealImage } from '../pipelines/edit.js';
-import { disposeMaps, writeMaps } from '../pipelines/maps.js';
+import { writeMaps } from '../pipelines/maps.js';
+import { disposeResult } from '../pipelines/personalize.js';
 import { personalRecord } from './generate-moa.js';
 import { pngText } from './output.js';
 import { addModelOptions, addSamplingOptions, addSubjectOptions, ensureParent, type ModelFlags, openSession, readSubjects, type SamplingFlags, type SubjectFlags, subjectOptions, withProgress } from './personal.js';
@@ -64,8 +65,7 @@ export function editCommand(): Command {
             if (flags.json) console.log(JSON.stringify({ ...record, files: [flags.out], maps }, null, 2));
             else console.log(`wrote ${flags.out} (mean latent distance from the photo ${result.latentDistance.toFixed(4)}, ${session.precision})`);
           } finally {
-            result.images.forEach((t) => t.dispose());
-            if (result.maps) disposeMaps(result.maps);
+            disposeResult(result);
           }
         } finally {
           session.dispose();

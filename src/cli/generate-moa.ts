@@ -1,8 +1,8 @@
 // `moa generate --moa ...` and `moa maps`: personalized generation from the command line, with
 // subjects read from image files and, when asked, routing maps written over the images.
 import { writePng } from '../io/image.js';
-import { disposeMaps, writeMaps } from '../pipelines/maps.js';
-import { generatePersonalized, type PersonalizedParameters } from '../pipelines/personalize.js';
+import { writeMaps } from '../pipelines/maps.js';
+import { disposeResult, generatePersonalized, type PersonalizedParameters } from '../pipelines/personalize.js';
 import { outputPaths, pngText } from './output.js';
 import { describeSubjects, ensureParent, type ModelFlags, openSession, readSubjects, samplingOptions, type SamplingFlags, type SubjectFlags, subjectOptions, withProgress } from './personal.js';
 
@@ -55,8 +55,7 @@ export async function generateWithMoA(flags: PersonalGenerateFlags, { mapsOnly =
           if (maps.length) console.log(`wrote ${maps.length} maps into ${flags.maps}`);
         }
       } finally {
-        result.images.forEach((t) => t.dispose());
-        if (result.maps) disposeMaps(result.maps);
+        disposeResult(result);
       }
     } finally {
       session.dispose();

@@ -3,8 +3,8 @@
 import { basename, dirname, extname, join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { writePng } from '../io/image.js';
-import { disposeMaps, writeMaps } from '../pipelines/maps.js';
-import { swapSubjects } from '../pipelines/personalize.js';
+import { writeMaps } from '../pipelines/maps.js';
+import { disposeResult, swapSubjects } from '../pipelines/personalize.js';
 import { personalRecord } from './generate-moa.js';
 import { pngText } from './output.js';
 import { addModelOptions, addSamplingOptions, addSubjectOptions, ensureParent, type ModelFlags, openSession, readSubjects, type SamplingFlags, type SubjectFlags, samplingOptions, subjectOptions, withProgress } from './personal.js';
@@ -79,10 +79,7 @@ export function swapCommand(): Command {
             if (flags.json) console.log(JSON.stringify({ seed: records[0]!.seed, files, maps, variants: records }, null, 2));
             else console.log(`wrote ${files.join(', ')} (seed ${records[0]!.seed}, ${session.precision})`);
           } finally {
-            for (const r of results) {
-              r.images.forEach((t) => t.dispose());
-              if (r.maps) disposeMaps(r.maps);
-            }
+            results.forEach(disposeResult);
           }
         } finally {
           session.dispose();

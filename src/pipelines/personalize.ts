@@ -71,6 +71,12 @@ export interface PersonalizedResult {
   maps?: GenerationMaps;
 }
 
+/** Frees what a personalized generation returned: its images and, when recorded, its maps. */
+export function disposeResult(result: { images: readonly Tensor[]; maps?: GenerationMaps }): void {
+  result.images.forEach((t) => t.dispose());
+  if (result.maps) disposeMaps(result.maps);
+}
+
 function checkRange(name: string, value: number, lo: number, hi: number): number {
   if (typeof value !== 'number' || !(value >= lo && value <= hi)) throw new RangeError(`${name} must be a number from ${lo} to ${hi}, not ${String(value)}`);
   return value;
@@ -221,10 +227,7 @@ export async function swapSubjects(sd: StableDiffusion, moa: MoAModel, options: 
     }
     return results;
   } catch (error) {
-    for (const r of results) {
-      r.images.forEach((t) => t.dispose());
-      if (r.maps) disposeMaps(r.maps);
-    }
+    results.forEach(disposeResult);
     throw error;
   }
 }

@@ -30,8 +30,6 @@ export interface TrainConfig {
   emaDecay: number | null;
   seed: number;
   checkpointEvery: number;
-  /** 0: no samples (sampling during training is not implemented yet; kept for configs). */
-  sampleEvery: number;
   outputDir: string;
   loss: LossConfig;
   /** Augmentation [FastComposer]. */
@@ -69,7 +67,6 @@ const DEFAULTS: Omit<TrainConfig, 'dataRoot' | 'outputDir' | 'steps'> = {
   emaDecay: null,
   seed: 0,
   checkpointEvery: 1000,
-  sampleEvery: 0,
   loss: { ...DEFAULT_LOSS_CONFIG },
   dropCaption: 0.1,
   keepSubject: 0.9,
@@ -153,7 +150,6 @@ export function parseTrainConfig(raw: unknown): TrainConfig {
     emaDecay: emaRaw === undefined || emaRaw === null ? null : num(raw, 'emaDecay', undefined, { min: 0, max: 1 }),
     seed: num(raw, 'seed', d.seed, { int: true, min: 0 }),
     checkpointEvery: num(raw, 'checkpointEvery', d.checkpointEvery, { int: true, positive: true }),
-    sampleEvery: num(raw, 'sampleEvery', d.sampleEvery, { int: true, min: 0 }),
     outputDir: str(raw, 'outputDir')!,
     loss: lossConfig(raw.loss),
     dropCaption: num(raw, 'dropCaption', d.dropCaption, { min: 0, max: 1 }),
