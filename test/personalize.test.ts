@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -375,6 +375,21 @@ describe('moa CLI with subjects', { skip }, () => {
     const badSpec = run('generate', ...common, '--prompt', 'a man', '--subject', 'man');
     assert.equal(badSpec.status, 2);
     assert.match(badSpec.stderr, /should be word=image\.png/);
+  });
+
+  test('without --model the shipped default model is used, with its MoA weights when subjects are given', () => {
+    const shipped = join(work, 'shipped');
+    cpSync(model, shipped, { recursive: true });
+    cpSync(encoderDir, join(shipped, 'image_encoder'), { recursive: true });
+    cpSync(weights, join(shipped, 'moa.safetensors'));
+    const env = { ...process.env, MOA_DEFAULT_MODEL: shipped };
+    const args = ['generate', '--precision', 'fp32', '--steps', '2', '--width', '16', '--height', '16', '--seed', '3', '--prompt', 'a man hiking', '--json'];
+    const withSubject = spawnSync(process.execPath, [cli, ...args, '--subject', `man=${ref}`, '--out', join(work, 'shipped.png')], { encoding: 'utf8', env });
+    assert.equal(withSubject.status, 0, withSubject.stderr);
+    assert.equal((JSON.parse(withSubject.stdout) as { moa: string }).moa, join(shipped, 'moa.safetensors'));
+    const textOnly = spawnSync(process.execPath, [cli, ...args, '--out', join(work, 'shipped-text.png')], { encoding: 'utf8', env });
+    assert.equal(textOnly.status, 0, textOnly.stderr);
+    assert.equal((JSON.parse(textOnly.stdout) as { moa?: string }).moa, undefined);
   });
 
   test('swap, morph, edit and maps write what they say, from the same seed', async () => {

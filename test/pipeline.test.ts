@@ -256,9 +256,12 @@ describe('text to image', { skip }, () => {
 
   test('moa generate: bad arguments exit 2, a missing model exits 1', () => {
     const cli = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
-    const usage = spawnSync(process.execPath, [cli, 'generate', '--prompt', 'x'], { encoding: 'utf8' });
+    const usage = spawnSync(process.execPath, [cli, 'generate', '--model', join(work, 'nope')], { encoding: 'utf8' });
     assert.equal(usage.status, 2);
-    assert.match(usage.stderr, /required option '--model <path>'/);
+    assert.match(usage.stderr, /required option '--prompt <text>'/);
+    const noDefault = spawnSync(process.execPath, [cli, 'generate', '--prompt', 'x'], { encoding: 'utf8', env: { ...process.env, MOA_DEFAULT_MODEL: join(work, 'no-default') } });
+    assert.equal(noDefault.status, 1);
+    assert.match(noDefault.stderr, /no default model at .*pass --model/);
     const missing = spawnSync(process.execPath, [cli, 'generate', '--model', join(work, 'nope'), '--prompt', 'x'], { encoding: 'utf8' });
     assert.equal(missing.status, 1);
     assert.match(missing.stderr, /model not found/);

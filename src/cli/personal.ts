@@ -5,6 +5,7 @@ import { dirname } from 'node:path';
 import { type Command, Option } from 'commander';
 import type { CLIPVisionModelWithProjection } from '../models/clip-vision.js';
 import type { MoA } from '../moa/moa.js';
+import { defaultModel } from '../pipelines/default-model.js';
 import { openStableDiffusion } from '../pipelines/load.js';
 import { defaultImageEncoderDir, openImageEncoder, openMoA } from '../pipelines/load-moa.js';
 import { applyPrecision, checkPrecision, defaultPrecision, type Precision } from '../pipelines/precision.js';
@@ -55,10 +56,24 @@ export function subjectOptions(flags: SubjectFlags & { maps?: string }) {
   return { strength: flags.strength, subjectStart: flags.subjectStart, recordMaps: flags.maps !== undefined };
 }
 
+/**
+ * --model, --moa and the options that open them. Without --model the shipped default model is
+ * used, and its MoA weights too where the command needs MoA (always for 'required'; for
+ * 'optional' when subjects or maps are asked for).
+ */
 export function addModelOptions(command: Command, { moa }: { moa: 'required' | 'optional' }): Command {
-  command.requiredOption('--model <path>', 'a diffusers folder or a single-file .safetensors checkpoint');
-  if (moa === 'required') command.requiredOption('--moa <file>', 'MoA weights (.safetensors)');
-  else command.option('--moa <file>', 'MoA weights (.safetensors): generate with Mixture-of-Attention');
+  command.option('--model <path>', 'a diffusers folder or a single-file .safetensors checkpoint (default: the shipped model in models/world)');
+  command.option('--moa <file>', moa === 'required' ? 'MoA weights (.safetensors; default: the shipped model\'s)' : "MoA weights (.safetensors): generate with Mixture-of-Attention (default with --subject or --maps and no --model: the shipped model's)");
+  command.hook('preAction', (cmd) => {
+    const flags = cmd.opts<Partial<ModelFlags> & { subject?: unknown[]; maps?: string }>();
+    if (flags.model === undefined) {
+      const shipped = defaultModel();
+      cmd.setOptionValue('model', shipped.model);
+      const wanted = moa === 'required' || (flags.subject?.length ?? 0) > 0 || flags.maps !== undefined;
+      if (flags.moa === undefined && wanted && shipped.moa) cmd.setOptionValue('moa', shipped.moa);
+    }
+    if (moa === 'required' && cmd.getOptionValue('moa') === undefined) cmd.error("error: required option '--moa <file>' not specified", { exitCode: 2 });
+  });
   return command
     .option('--image-encoder <dir>', 'CLIP vision folder (config.json + model.safetensors) for subject images; default <model>/image_encoder')
     .addOption(new Option('--precision <p>', 'numeric precision: auto picks bf16 on CPUs with bf16 units, fp16 on CUDA').choices(['auto', 'fp32', 'bf16', 'fp16']).default('auto'))
