@@ -174,6 +174,22 @@ describe('MoA layers and prior preservation', () => {
     moa.dispose();
   });
 
+  test('forcePersonal (the "no router" ablation) is the limit of ever larger strength, and reports r1 = 1', () => {
+    const unet = tinyUNet();
+    const x = inputs();
+    const moa = new MoA(unet, CONFIG, { generator: gen(5) });
+    perturb(moa, 11);
+    const r = recorder();
+    const personal = run(unet, x, { subjects: twoSubjects(), forcePersonal: true, recorder: r.rec });
+    assert.ok(r.routing.every(({ r1 }) => r1.min().item() === 1), 'every layer reports r1 = 1');
+    r.dispose();
+    const strong = run(unet, x, { subjects: twoSubjects(), strength: 1e9 });
+    const learned = run(unet, x, { subjects: twoSubjects() });
+    assert.ok(maxAbsDiff(personal, strong) < 1e-4, `differs from strength 1e9 by ${maxAbsDiff(personal, strong)}`);
+    assert.ok(maxAbsDiff(personal, learned) > 1e-3, 'and differs from the learned routing');
+    moa.dispose();
+  });
+
   test('(e) bound subjects with trained weights change the output, and so does another subject', () => {
     const unet = tinyUNet();
     const x = inputs();

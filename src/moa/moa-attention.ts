@@ -7,7 +7,7 @@ import { type Dropout } from '../nn/dropout.js';
 import { type Linear } from '../nn/linear.js';
 import { Module } from '../nn/module.js';
 import { Attention, type AttentionCallContext, type AttentionLayer } from '../models/layers/attention.js';
-import { zeros } from '../tensor/create.js';
+import { ones, zeros } from '../tensor/create.js';
 import { keep, tidy } from '../tensor/scope.js';
 import { type Tensor } from '../tensor/tensor.js';
 import { type MoAConfig, routerHiddenWidth } from './config.js';
@@ -106,8 +106,12 @@ export class MoAAttention extends Module implements AttentionLayer {
       return this.#prior.forward(hidden, context, ctx);
     }
     return tidy(() => {
-      const prior = this.#prior.forward(hidden, context, ctx);
       const personal = this.kind === 'self' ? this.personal.forward(hidden, null, ctx) : this.#personalCross(hidden, context, ctx, moa);
+      if (moa.forcePersonal) {
+        if (moa.recorder) this.#recordRouting(moa.recorder, ctx, ones([hidden.size(0), hidden.size(1), 1], { device: hidden.device }));
+        return personal;
+      }
+      const prior = this.#prior.forward(hidden, context, ctx);
       const r1 = this.router.personalWeight(hidden, strength); // [B, N, 1] float32
       if (moa.recorder) this.#recordRouting(moa.recorder, ctx, r1);
       // r0·prior + r1·personal with r0 = 1 − r1, written so that personal = prior gives prior exactly.

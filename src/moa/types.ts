@@ -41,6 +41,8 @@ export interface MoAConditioning {
   subjects: readonly (readonly SubjectBinding[])[];
   /** Route everything to the prior (r0 = 1): the MoA UNet then computes exactly the base UNet. */
   forcePrior?: boolean;
+  /** Route everything to the personal expert (r1 = 1): the "no router" ablation. */
+  forcePersonal?: boolean;
   /** Scales the personal routing weight r1 (renormalised so r0 + r1 = 1); 1 = as learned. */
   strength?: number;
   /** The diffusion timestep of this pass, [B] (the fusion MLP is conditioned on it). */

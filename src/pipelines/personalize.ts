@@ -53,7 +53,11 @@ export interface PersonalizeOptions extends GenerateOptions {
   subjectStart?: number;
   /** Record routing and subject-attention maps. */
   recordMaps?: boolean;
+  /** 'learned' (default) uses the routers; 'personal' sends every pixel to the personal expert (the "no router" ablation). */
+  routing?: Routing;
 }
+
+export type Routing = 'learned' | 'personal';
 
 export interface PersonalizedParameters extends GenerationParameters {
   subjects: { word: string; tokenIndex: number }[];
@@ -61,6 +65,7 @@ export interface PersonalizedParameters extends GenerationParameters {
   subjectStart: number;
   /** The first step (0-based) that runs with the subjects; `steps` when none does. */
   subjectStartStep: number;
+  routing: Routing;
 }
 
 export interface PersonalizedResult {
@@ -87,7 +92,9 @@ export function resolvePersonalized(sd: StableDiffusion, options: PersonalizeOpt
   const p = resolveParameters(sd, options);
   const strength = checkRange('strength', options.strength ?? 1, 0, 100);
   const subjectStart = checkRange('subjectStart', options.subjectStart ?? 0, 0, 1);
-  return { ...p, strength, subjectStart, subjectStartStep: Math.floor(subjectStart * p.steps) };
+  const routing = options.routing ?? 'learned';
+  if (routing !== 'learned' && routing !== 'personal') throw new RangeError(`routing must be 'learned' or 'personal', not ${String(routing)}`);
+  return { ...p, strength, subjectStart, subjectStartStep: Math.floor(subjectStart * p.steps), routing };
 }
 
 /** One generation's run from given initial latents (generatePersonalized and editRealImage share it). */
@@ -137,7 +144,7 @@ export async function runPersonalized(sd: StableDiffusion, run: PersonalizedRun)
         timestep?.dispose();
         timestep = full([rows], t, { dtype: 'int64', device: sd.device });
         const moa: MoAConditioning = withSubjects(index)
-          ? { subjects, strength: p.strength, timestep, ...(recorder ? { recorder } : {}) }
+          ? { subjects, strength: p.strength, timestep, ...(p.routing === 'personal' ? { forcePersonal: true } : {}), ...(recorder ? { recorder } : {}) }
           : { subjects: Array<SubjectBinding[]>(rows).fill(none), forcePrior: true, timestep };
         return { moa };
       },
