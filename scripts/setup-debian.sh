@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs the system packages moa builds against on Debian 12 / Ubuntu: libtorch (CPU) with
 # OpenBLAS (without it matmul falls back to the reference BLAS, ~50x slower), and the C++
-# toolchain node-gyp needs. Skips what is already there. Set LIBTORCH to use your own libtorch.
+# toolchain node-gyp needs, and Chromium for the web studio's browser tests (playwright-core
+# drives Debian's chromium; Playwright's own browser download does not work offline). Skips what
+# is already there. Set LIBTORCH to use your own libtorch.
 set -euo pipefail
 
-packages=(g++ make python3 libopenblas0-pthread)
+packages=(g++ make python3 libopenblas0-pthread chromium)
 [ -n "${LIBTORCH:-}" ] || packages+=(libtorch-dev)
 
 missing=()
