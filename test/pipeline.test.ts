@@ -16,7 +16,7 @@ import { StateDictError } from '../src/nn/module.js';
 import { openStableDiffusion } from '../src/pipelines/load.js';
 import { applyPrecision } from '../src/pipelines/precision.js';
 import { disposeStableDiffusion, SD15_CONFIGS, type StableDiffusion } from '../src/pipelines/stable-diffusion.js';
-import { encodePrompts, generate } from '../src/pipelines/text-to-image.js';
+import { encodePrompts, generate, resolveParameters } from '../src/pipelines/text-to-image.js';
 import { Generator, noGrad, randn, type Tensor, tidy } from '../src/tensor/index.js';
 import { CLIP_VOCAB, clipTokenizer, REPO_ROOT, tinyStableDiffusion } from './tiny-sd.js';
 
@@ -226,6 +226,13 @@ describe('text to image', { skip }, () => {
       { name: 'AbortError' },
     );
     assert.deepEqual(seen, [1, 2]);
+  });
+
+  test("the default size is the UNet's sample size times the VAE's scale factor", () => {
+    // The tiny VAE halves once (factor 2) and the UNet's sample_size is 8: 16 px, not SD's 8× rule.
+    assert.equal(sd.vae.scaleFactor, 2);
+    const p = resolveParameters(sd, { prompt: 'x' });
+    assert.deepEqual([p.width, p.height], [16, 16]);
   });
 
   test('bad settings are clear errors', async () => {

@@ -33,7 +33,7 @@ export interface Inversion {
 /** [1, 3, H, W] float32 from [3, H, W] or [1, 3, H, W], checked against the VAE's scale. */
 function photoBatch(sd: StableDiffusion, image: Tensor): Tensor {
   const x = image.ndim === 3 ? image.unsqueeze(0) : image.to({});
-  const factor = 2 ** (sd.vae.config.blockOutChannels.length - 1);
+  const factor = sd.vae.scaleFactor;
   if (x.ndim !== 4 || x.size(0) !== 1 || x.size(1) !== 3) {
     x.dispose();
     throw new RangeError(`the photo must be one RGB image [1, 3, H, W] or [3, H, W] in [0, 1], not [${image.shape.join(', ')}]`);

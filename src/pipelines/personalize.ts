@@ -127,7 +127,7 @@ export async function runPersonalized(sd: StableDiffusion, run: PersonalizedRun)
   if (run.recordMaps && !withSubjects(p.steps - 1)) {
     throw new Error('maps need steps that run MoA: strength is 0 or subjectStart is 1, so every step runs the prior alone');
   }
-  const factor = 2 ** (sd.vae.config.blockOutChannels.length - 1);
+  const factor = sd.vae.scaleFactor;
   const recorder = run.recordMaps ? new MapRecorder(run.words, [p.height / factor, p.width / factor], p.batch, guided ? p.batch : 0) : null;
   const none: SubjectBinding[] = [];
   const rows = (guided ? 2 : 1) * p.batch;

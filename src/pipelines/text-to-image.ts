@@ -64,15 +64,15 @@ function checkInt(name: string, value: number, [lo, hi]: readonly [number, numbe
 
 export function resolveParameters(sd: StableDiffusion, options: GenerateOptions): GenerationParameters {
   if (typeof options.prompt !== 'string') throw new TypeError('prompt must be a string');
-  const factor = 2 ** (sd.vae.config.blockOutChannels.length - 1);
+  const factor = sd.vae.scaleFactor;
   const p: GenerationParameters = {
     prompt: options.prompt,
     negativePrompt: options.negativePrompt ?? '',
     steps: checkInt('steps', options.steps ?? 30, LIMITS.steps),
     guidance: options.guidance ?? 7.5,
     seed: options.seed ?? Math.floor(Math.random() * 2 ** 31),
-    width: checkInt('width', options.width ?? 8 * (sd.unet.config.sampleSize ?? 64), LIMITS.side),
-    height: checkInt('height', options.height ?? 8 * (sd.unet.config.sampleSize ?? 64), LIMITS.side),
+    width: checkInt('width', options.width ?? factor * (sd.unet.config.sampleSize ?? 64), LIMITS.side),
+    height: checkInt('height', options.height ?? factor * (sd.unet.config.sampleSize ?? 64), LIMITS.side),
     batch: checkInt('batch', options.batch ?? 1, LIMITS.batch),
     scheduler: options.scheduler ?? 'dpmpp-2m',
     model: sd.source,
@@ -95,7 +95,7 @@ export function encodePrompts(sd: StableDiffusion, prompts: readonly string[]): 
 
 /** Seeded initial latents: image i drawn from seed + i, on the CPU, so every device agrees. */
 export function initialLatents(sd: StableDiffusion, p: GenerationParameters, sigma: number): Tensor {
-  const factor = 2 ** (sd.vae.config.blockOutChannels.length - 1);
+  const factor = sd.vae.scaleFactor;
   const shape = [1, sd.unet.config.inChannels, p.height / factor, p.width / factor];
   return tidy(() => {
     const each = Array.from({ length: p.batch }, (_, i) => randn(shape, { generator: new Generator(p.seed + i), device: sd.device }));

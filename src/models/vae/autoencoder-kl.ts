@@ -73,6 +73,11 @@ export class AutoencoderKL extends Module {
     this.post_quant_conv = c.usePostQuantConv ? this.registerModule('post_quant_conv', new Conv2d(z, z, 1, init)) : null;
   }
 
+  /** Image pixels per latent cell along each side (8 for SD1.5's VAE). */
+  get scaleFactor(): number {
+    return 2 ** (this.config.blockOutChannels.length - 1);
+  }
+
   get scalingFactor(): number {
     return this.config.scalingFactor;
   }

@@ -44,7 +44,7 @@ function open(options: WorkerInit): void {
       device: sd.device,
       width: defaults.width,
       height: defaults.height,
-      sizeMultiple: 2 ** (sd.vae.config.blockOutChannels.length - 1),
+      sizeMultiple: sd.vae.scaleFactor,
       maxSubjects: moa?.config.maxSubjects ?? 0,
     };
     tap = new PreviewTap(sd, options.previewEvery);
