@@ -118,7 +118,7 @@ describe('moa serve', { skip, timeout: 180_000 }, () => {
     assert.equal(health.body.ok, true);
     assert.equal(health.body.model, tiny.model);
     assert.equal(health.body.moa, tiny.moa);
-    assert.deepEqual(health.body.defaults, { width: 64, height: 64, sizeMultiple: 2, maxSubjects: 4 });
+    assert.deepEqual(health.body.defaults, { width: 16, height: 16, sizeMultiple: 2, maxSubjects: 4 });
     assert.deepEqual(health.body.kinds, ['generate', 'swap', 'morph', 'edit']);
     assert.deepEqual(health.body.queue, { running: 0, waiting: 0, max: 2 });
     assert.equal(health.body.worker.state, 'idle');
