@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CLIPVisionModelWithProjection } from '../src/models/clip-vision.js';
 import { disposeStableDiffusion } from '../src/pipelines/stable-diffusion.js';
-import { Generator, type Tensor } from '../src/tensor/index.js';
+import { readImage, readPngTextFile, writePng } from '../src/io/image.js';
+import { Generator, isGradEnabled, randn, type Tensor } from '../src/tensor/index.js';
 import { latestCheckpoint } from '../src/train/checkpoint.js';
 import { parseTrainConfig, readTrainConfig, type TrainConfig, TrainConfigError } from '../src/train/config.js';
 import { learningRate } from '../src/train/schedule.js';
@@ -183,6 +184,80 @@ describe('trainer', () => {
     const jsonPath = join(tmp, 'train.json');
     writeFileSync(jsonPath, JSON.stringify({ ...base, precision: 'bf16' }));
     assert.equal(readTrainConfig(jsonPath).precision, 'bf16');
+  });
+
+  test('sample images with routing maps leave training exactly as it was', async () => {
+    // A data set with a test list: the default samples come from it (held out from training).
+    const heldRoot = join(tmp, 'ffhq-held');
+    await writeFfhqFolder(heldRoot, [
+      { id: '20001', caption: 'a man and a woman sitting on a bench', words: ['man', 'woman'] },
+      { id: '20002', caption: 'a boy standing next to a lady in a park', words: ['boy', 'lady'], colours: [[0, 0, 0], [255, 255, 255], [0, 160, 0]] },
+    ]);
+    writeFileSync(join(heldRoot, 'image_ids_test.txt'), '20002\n');
+    const overrides = { dataRoot: heldRoot, steps: 5, emaDecay: 0.9 };
+    const plain = await trainer(config(join(tmp, 'no-samples'), overrides));
+    const plainRecords = await plain.t.run();
+    const plainWeights = snapshot(plain.t.moa.moaStateDict());
+    plain.dispose();
+
+    const out = join(tmp, 'samples');
+    const run = await trainer(config(out, { ...overrides, sampleEvery: 2, sampleSteps: 3 }));
+    const seen: number[] = [];
+    const records = await run.t.run({ onSample: (s) => seen.push(s.step) });
+    // Losses, gradient norms and weights: bit-identical to the run without samples.
+    assert.deepEqual(records, plainRecords.map((r, i) => ({ ...r, itPerSec: records[i]!.itPerSec })));
+    for (const [k, v] of Object.entries(run.t.moa.moaStateDict())) assert.ok(v.equal(plainWeights.get(k)!), `weight ${k}`);
+    // Modes and grad mode restored.
+    for (const m of [run.t.moa, run.sd.unet, run.sd.vae, run.sd.textEncoder, run.imageEncoder]) assert.ok(m.modules().every((x) => x.training), 'train mode restored');
+    assert.equal(isGradEnabled(), true);
+    // Steps 2 and 4, and the end (5): a PNG per step, maps beside it, nothing temporary.
+    assert.deepEqual(seen, [2, 4, 5]);
+    const files = readdirSync(join(out, 'samples')).sort();
+    assert.deepEqual(files, ['step-00000002-maps', 'step-00000002.png', 'step-00000004-maps', 'step-00000004.png', 'step-00000005-maps', 'step-00000005.png']);
+    const maps = readdirSync(join(out, 'samples', 'step-00000004-maps'));
+    assert.ok(maps.includes('routing-mean.png') && maps.includes('subject-boy.png') && maps.includes('subject-lady.png'), maps.join(', '));
+    assert.ok(maps.filter((f) => f.startsWith('routing-') && f !== 'routing-mean.png').length >= 2, 'a map per MoA layer');
+    const image = await readImage(join(out, 'samples', 'step-00000004.png'));
+    assert.deepEqual(image.shape, [1, 3, 32, 32]);
+    image.dispose();
+    // The log: step records and a sample record after steps 2, 4 and 5.
+    const log = readFileSync(join(out, 'train-log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.deepEqual(log.map((r) => (r.kind === 'sample' ? `s${r.step}` : r.step)), [1, 2, 's2', 3, 4, 's4', 5, 's5']);
+    const sample = log.find((r) => r.kind === 'sample')!;
+    assert.deepEqual(sample.source, { ids: ['20002'], heldOut: true });
+    assert.deepEqual(sample.prompts, ['a boy standing next to a lady in a park']);
+    assert.equal(sample.image, join('samples', 'step-00000002.png'));
+    run.dispose();
+  });
+
+  test('samples from the config: prompts, subject images and seeds; bad ones fail before training', async () => {
+    const ref = join(tmp, 'ref.png');
+    const pixels = randn([1, 3, 20, 16], { generator: new Generator(3) }).sigmoid();
+    await writePng(ref, pixels);
+    pixels.dispose();
+    const samples = [
+      { prompt: 'a man and a woman hiking', subjects: [{ word: 'man', image: ref }, { word: 'woman', image: ref }], seed: 4 },
+      { prompt: 'a dog on a beach' },
+    ];
+    const out = join(tmp, 'config-samples');
+    const run = await trainer(config(out, { steps: 2, sampleEvery: 10, sampleSteps: 2, samples }));
+    await run.t.run();
+    run.dispose();
+    // Only the end (step 2 < sampleEvery): two samples side by side, their maps in 1/ and 2/.
+    const image = await readImage(join(out, 'samples', 'step-00000002.png'));
+    assert.deepEqual(image.shape, [1, 3, 32, 64]);
+    image.dispose();
+    assert.deepEqual(readdirSync(join(out, 'samples', 'step-00000002-maps')).sort(), ['1', '2']);
+    assert.ok(readdirSync(join(out, 'samples', 'step-00000002-maps', '1')).includes('subject-woman.png'));
+    const text = JSON.parse((await readPngTextFile(join(out, 'samples', 'step-00000002.png'))).parameters!) as { step: number; samples: { seed: number; steps: number }[] };
+    assert.deepEqual([text.step, text.samples.map((p) => p.seed), text.samples[0]!.steps], [2, [4, 7], 2]);
+
+    await assert.rejects(trainer(config(join(tmp, 'bad-word'), { sampleEvery: 1, samples: [{ prompt: 'a man', subjects: [{ word: 'dog', image: ref }] }] })), /samples\[0\]: subject word: the word "dog" is not in the prompt "a man"/);
+    await assert.rejects(trainer(config(join(tmp, 'bad-image'), { sampleEvery: 1, samples: [{ prompt: 'a man', subjects: [{ word: 'man', image: join(tmp, 'nope.png') }] }] })), /cannot read image '.*nope\.png': no such file/);
+    assert.throws(() => config(out, { samples }), /'samples' are given but sampleEvery is not/);
+    assert.throws(() => config(out, { sampleEvery: 0 }), /'sampleEvery' must be > 0/);
+    assert.throws(() => config(out, { sampleEvery: 1, samples: [{ prompt: 'a man', subjects: [{ word: 'man' }] }] }), /'samples\[0\]\.subjects\[0\]\.image' is required/);
+    assert.throws(() => config(out, { sampleEvery: 1, samples: [{ prompt: 'a man', steps: 3 }] }), /'samples\[0\]\.steps' is not a known field/);
   });
 
   test('learning-rate schedules', () => {

@@ -1,4 +1,5 @@
 // `moa train --config FILE [--resume [CHECKPOINT]]`: trains MoA on an FFHQ-wild folder.
+import { join } from 'node:path';
 import { Command } from 'commander';
 import { defaultImageEncoderDir, openImageEncoder } from '../pipelines/load-moa.js';
 import { openStableDiffusion } from '../pipelines/load.js';
@@ -6,8 +7,24 @@ import { disposeStableDiffusion } from '../pipelines/stable-diffusion.js';
 import { checkDevice } from '../tensor/device.js';
 import { latestCheckpoint } from '../train/checkpoint.js';
 import { readTrainConfig } from '../train/config.js';
+import type { StepRecord } from '../train/log.js';
 import { Trainer } from '../train/trainer.js';
 import { progressReporter } from './progress.js';
+
+/** Seconds as "45s", "12m05s" or "3h07m". */
+export function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds)) return '?';
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s}s`;
+  const [h, m] = [Math.floor(s / 3600), Math.floor((s % 3600) / 60)];
+  return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : `${m}m${String(s % 60).padStart(2, '0')}s`;
+}
+
+/** The progress note of a step: every loss term, the learning rate, the pace and (when asked) the ETA. */
+export function stepNote(r: StepRecord, itPerSec: number, etaSeconds: number | null): string {
+  const terms = `loss ${r.loss.toFixed(4)} (diffusion ${r.diffusion.toFixed(4)}, router ${r.router.toExponential(2)}, object ${r.object.toExponential(2)})`;
+  return `${terms} lr ${r.lr.toExponential(2)} ${itPerSec.toFixed(2)} it/s` + (etaSeconds === null ? '' : ` ETA ${formatDuration(etaSeconds)}`);
+}
 
 interface TrainFlags {
   config: string;
@@ -46,9 +63,21 @@ export function trainCommand(): Command {
       try {
         trainer = await Trainer.create({ sd, imageEncoder, config, resume });
         const t = trainer;
+        // it/s and the ETA from this process's average pace (sampling and checkpoints included: a
+        // single step's speed jumps around); a terminal's bar shows its own ETA, so the note
+        // carries one only in plain logs.
+        const started = performance.now();
+        const firstStep = t.step;
+        const withEta = !process.stderr.isTTY;
         await t.run({
           signal: abort.signal,
-          onStep: (r) => progress.update(r.step, config.steps, `loss ${r.loss.toFixed(4)} lr ${r.lr.toExponential(2)} ${r.itPerSec.toFixed(2)} it/s`),
+          onStep: (r) => {
+            const perStep = (performance.now() - started) / 1000 / (r.step - firstStep);
+            progress.update(r.step, config.steps, stepNote(r, 1 / perStep, withEta ? perStep * (config.steps - r.step) : null));
+          },
+          onSample: (s) => {
+            if (withEta && !flags.quiet) console.error(`train: step ${s.step}: wrote ${join(config.outputDir, s.image)} and its routing maps (${s.seconds.toFixed(1)} s)`);
+          },
         });
       } catch (error) {
         // Interrupted: keep what was learned since the last checkpoint.

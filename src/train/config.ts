@@ -5,6 +5,14 @@ import { parse as parseYaml } from 'yaml';
 import { DEFAULT_LOSS_CONFIG, type LossConfig } from './losses/index.js';
 
 export type LrSchedule = 'constant' | 'cosine';
+
+/** One sample image to generate during training: a prompt, its subjects (image files) and a seed. */
+export interface SampleSpec {
+  prompt: string;
+  /** Each subject bound to its word of the prompt; `image` is a file (relative to the working directory). */
+  subjects: { word: string; image: string }[];
+  seed: number;
+}
 export type TrainPrecision = 'fp32' | 'bf16';
 
 export interface TrainConfig {
@@ -30,6 +38,12 @@ export interface TrainConfig {
   emaDecay: number | null;
   seed: number;
   checkpointEvery: number;
+  /** Write sample images with routing maps every this many steps and at the end; null: none. */
+  sampleEvery: number | null;
+  /** Denoising steps of each sample image. */
+  sampleSteps: number;
+  /** What to sample; null: one or two held-out samples of the data set (caption and subject crops). */
+  samples: SampleSpec[] | null;
   outputDir: string;
   loss: LossConfig;
   /** Augmentation [FastComposer]. */
@@ -67,6 +81,9 @@ const DEFAULTS: Omit<TrainConfig, 'dataRoot' | 'outputDir' | 'steps'> = {
   emaDecay: null,
   seed: 0,
   checkpointEvery: 1000,
+  sampleEvery: null,
+  sampleSteps: 20,
+  samples: null,
   loss: { ...DEFAULT_LOSS_CONFIG },
   dropCaption: 0.1,
   keepSubject: 0.9,
@@ -84,14 +101,14 @@ function isObject(v: unknown): v is Raw {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function str(raw: Raw, key: string, fallback?: string | null): string | null {
+function str(raw: Raw, key: string, fallback?: string | null, field = key): string | null {
   const v = raw[key];
   if (v === undefined) {
-    if (fallback === undefined) throw new TrainConfigError(key, 'is required');
+    if (fallback === undefined) throw new TrainConfigError(field, 'is required');
     return fallback;
   }
   if (v === null && fallback === null) return null;
-  if (typeof v !== 'string' || v === '') throw new TrainConfigError(key, `must be a non-empty string, not ${JSON.stringify(v)}`);
+  if (typeof v !== 'string' || v === '') throw new TrainConfigError(field, `must be a non-empty string, not ${JSON.stringify(v)}`);
   return v;
 }
 
@@ -127,6 +144,33 @@ function lossConfig(raw: unknown): LossConfig {
   };
 }
 
+function onlyKeys(raw: Raw, known: readonly string[], field: string): void {
+  for (const k of Object.keys(raw)) if (!known.includes(k)) throw new TrainConfigError(`${field}.${k}`, `is not a known field (${known.join(', ')})`);
+}
+
+function samplesConfig(raw: unknown, seed: number): SampleSpec[] | null {
+  if (raw === undefined || raw === null) return null;
+  const shape = 'a non-empty list of { prompt, subjects: [{ word, image }], seed }';
+  if (!Array.isArray(raw) || raw.length === 0) throw new TrainConfigError('samples', `must be ${shape}`);
+  return raw.map((entry: unknown, i) => {
+    const field = `samples[${i}]`;
+    if (!isObject(entry)) throw new TrainConfigError(field, `must be an object { prompt, subjects, seed }, not ${JSON.stringify(entry)}`);
+    onlyKeys(entry, ['prompt', 'subjects', 'seed'], field);
+    const subjects = entry.subjects ?? [];
+    if (!Array.isArray(subjects)) throw new TrainConfigError(`${field}.subjects`, 'must be a list of { word, image }');
+    return {
+      prompt: str(entry, 'prompt', undefined, `${field}.prompt`)!,
+      subjects: subjects.map((s: unknown, k) => {
+        const at = `${field}.subjects[${k}]`;
+        if (!isObject(s)) throw new TrainConfigError(at, `must be an object { word, image }, not ${JSON.stringify(s)}`);
+        onlyKeys(s, ['word', 'image'], at);
+        return { word: str(s, 'word', undefined, `${at}.word`)!, image: str(s, 'image', undefined, `${at}.image`)! };
+      }),
+      seed: num(entry, 'seed', seed, { int: true, min: 0 }, `${field}.seed`),
+    };
+  });
+}
+
 /** Checks a parsed config object and fills in defaults; unknown keys are refused (typos). */
 export function parseTrainConfig(raw: unknown): TrainConfig {
   if (!isObject(raw)) throw new TrainConfigError('(root)', 'must be an object');
@@ -150,6 +194,9 @@ export function parseTrainConfig(raw: unknown): TrainConfig {
     emaDecay: emaRaw === undefined || emaRaw === null ? null : num(raw, 'emaDecay', undefined, { min: 0, max: 1 }),
     seed: num(raw, 'seed', d.seed, { int: true, min: 0 }),
     checkpointEvery: num(raw, 'checkpointEvery', d.checkpointEvery, { int: true, positive: true }),
+    sampleEvery: raw.sampleEvery === undefined || raw.sampleEvery === null ? null : num(raw, 'sampleEvery', undefined, { int: true, positive: true }),
+    sampleSteps: num(raw, 'sampleSteps', d.sampleSteps, { int: true, positive: true, max: 1000 }),
+    samples: null,
     outputDir: str(raw, 'outputDir')!,
     loss: lossConfig(raw.loss),
     dropCaption: num(raw, 'dropCaption', d.dropCaption, { min: 0, max: 1 }),
@@ -159,6 +206,8 @@ export function parseTrainConfig(raw: unknown): TrainConfig {
     imageEncoder: str(raw, 'imageEncoder', null),
     moa: raw.moa === undefined ? {} : isObject(raw.moa) ? { ...raw.moa } : (() => { throw new TrainConfigError('moa', 'must be an object of MoA config overrides'); })(),
   };
+  config.samples = samplesConfig(raw.samples, config.seed);
+  if (config.samples && config.sampleEvery === null) throw new TrainConfigError('samples', 'are given but sampleEvery is not: set sampleEvery (steps between sample images)');
   if (config.resolution % 8 !== 0) throw new TrainConfigError('resolution', `must be a multiple of 8, not ${config.resolution}`);
   if (config.emaDecay === 1) throw new TrainConfigError('emaDecay', 'must be < 1 (1 would never move)');
   return config;

@@ -1,6 +1,7 @@
 // The MoA trainer (spec §3): only MoA's parameters learn; the VAE, text encoder and image
 // encoder run without gradients; DDPM noise and timesteps come from one seeded Generator whose
 // state, with the loader position, optimizer state and EMA, is checkpointed for exact resumes.
+import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CLIPVisionModelWithProjection } from '../models/clip-vision.js';
 import { MoA, type MoAConfig, imageEmbeddings, saveMoAWeights, type SubjectBinding } from '../moa/index.js';
@@ -20,6 +21,7 @@ import { type Batch, disposeBatch, FfhqWildLoader, readImageIds } from './data/i
 import { JsonlLog, type StepRecord } from './log.js';
 import { totalLoss } from './losses/index.js';
 import { TrainingRecorder } from './recorder.js';
+import { type SampleRecord, TrainingSampler } from './samples.js';
 import { learningRate } from './schedule.js';
 
 export interface TrainerOptions {
@@ -38,6 +40,8 @@ export interface RunOptions {
   /** Stop after this optimizer step (default config.steps). */
   until?: number;
   onStep?: (record: StepRecord) => void;
+  /** Told after each round of sample images (config.sampleEvery). */
+  onSample?: (record: SampleRecord) => void;
   signal?: AbortSignal;
 }
 
@@ -57,6 +61,7 @@ export class Trainer {
   readonly #params: Tensor[];
   readonly #log: JsonlLog | null;
   readonly #recorder = new TrainingRecorder();
+  #sampler: TrainingSampler | null = null;
 
   private constructor(options: TrainerOptions, ids: string[]) {
     const { sd, imageEncoder, config } = options;
@@ -86,7 +91,14 @@ export class Trainer {
   static async create(options: TrainerOptions): Promise<Trainer> {
     const ids = await readImageIds(options.config.dataRoot, options.config.idsFile ?? undefined);
     const trainer = new Trainer(options, ids);
-    if (options.resume) trainer.restore(options.resume);
+    try {
+      if (options.resume) trainer.restore(options.resume);
+      const { config, sd } = options;
+      if (config.sampleEvery !== null) trainer.#sampler = await TrainingSampler.prepare(config, sd.tokenizer, trainer.moa.config.maxSubjects);
+    } catch (error) {
+      trainer.dispose();
+      throw error;
+    }
     return trainer;
   }
 
@@ -95,15 +107,20 @@ export class Trainer {
     return this.#ema;
   }
 
-  /** Runs optimizer steps until `until` (default config.steps), checkpointing on the way and at the end. */
-  async run({ until = this.config.steps, onStep, signal }: RunOptions = {}): Promise<StepRecord[]> {
+  /** Runs optimizer steps until `until` (default config.steps), checkpointing and sampling on the way and at the end. */
+  async run({ until = this.config.steps, onStep, onSample, signal }: RunOptions = {}): Promise<StepRecord[]> {
     const records: StepRecord[] = [];
+    const { checkpointEvery, sampleEvery, steps } = this.config;
     while (this.step < until) {
       signal?.throwIfAborted();
       const record = await this.trainStep();
       records.push(record);
       onStep?.(record);
-      if (this.step % this.config.checkpointEvery === 0 || this.step === this.config.steps) this.saveCheckpoint();
+      if (this.step % checkpointEvery === 0 || this.step === steps) this.saveCheckpoint();
+      if (this.#sampler && (this.step % sampleEvery! === 0 || this.step === steps)) {
+        const written = await this.writeSamples(signal);
+        onSample?.(written);
+      }
     }
     if (this.step === this.config.steps) saveMoAWeights(join(this.config.outputDir, 'moa.safetensors'), this.moa, { baseModel: this.sd.source });
     return records;
@@ -134,6 +151,15 @@ export class Trainer {
     this.step++;
     const record: StepRecord = { step: this.step, ...sums, lr, gradNorm, itPerSec: 1000 / (performance.now() - started) };
     this.#log?.write(record);
+    return record;
+  }
+
+  /** Generates the sample images of the current step with MoA's current weights (not the EMA) and logs them. */
+  async writeSamples(signal?: AbortSignal): Promise<SampleRecord> {
+    if (!this.#sampler) throw new Error('this training run has no sampleEvery: no samples are set up');
+    const record = await this.#sampler.write(this.step, this.sd, this.moa, this.imageEncoder, signal);
+    // Same file as the step records (JsonlLog.write is typed for those); kind marks it apart.
+    if (this.#log) appendFileSync(this.#log.path, JSON.stringify(record) + '\n');
     return record;
   }
 
@@ -243,6 +269,7 @@ export class Trainer {
     this.loader.close();
     this.optimizer.dispose();
     this.#recorder.dispose();
+    this.#sampler?.dispose();
     for (const t of Object.values(this.#ema ?? {})) t.dispose();
   }
 }

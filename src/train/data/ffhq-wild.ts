@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readImage } from '../../io/image.js';
 import { type ClipTokenizer } from '../../models/clip-tokenizer.js';
-import { replaceBackground } from '../../models/clip-preprocess.js';
+import { type BackgroundOptions, replaceBackground } from '../../models/clip-preprocess.js';
 import { tensor } from '../../tensor/create.js';
 import { interpolate, pad } from '../../tensor/functional.js';
 import { type Generator } from '../../tensor/generator.js';
@@ -24,6 +24,10 @@ export interface FfhqSegment {
   /** Character offset just after the subject's noun phrase. */
   end: number;
   coco_label?: string;
+  /** Who the subject is, when the data set says (the synthetic world does): the same identity across images. */
+  identity?: string | number;
+  /** The subject's class word ('woman', 'dog'), when the data set says. */
+  class?: string;
 }
 
 export interface FfhqAnnotation {
@@ -38,6 +42,8 @@ export interface SampleSubject {
   mask: Tensor;
   /** float32 [3, S, S] in [0, 1]: the bbox, background replaced by noise, padded square and resized. */
   crop: Tensor;
+  /** The segment's identity, when the data set names one. */
+  identity?: string;
 }
 
 export interface Sample {
@@ -111,6 +117,40 @@ async function readSegMap(dir: string, id: string): Promise<SegMap> {
   throw new Error(`no segmentation map (${id}.npy or ${id}.png)`);
 }
 
+/** An id's files as read from disk; the image is the caller's to dispose. */
+export interface SampleFiles {
+  annotation: FfhqAnnotation;
+  /** float32 [1, 3, H, W] in [0, 1], as stored (no EXIF rotation: the map matches the stored pixels). */
+  image: Tensor;
+  map: SegMap;
+}
+
+/** Reads an id's JSON, segmentation map and image; anything missing or malformed throws a SampleError. */
+export async function readSampleFiles(root: string, id: string): Promise<SampleFiles> {
+  const dir = sampleDir(root, id);
+  try {
+    const jsonPath = join(dir, `${id}.json`);
+    if (!existsSync(jsonPath)) throw new Error(`missing ${id}.json`);
+    const annotation = parseAnnotation(await readFile(jsonPath, 'utf8'));
+    const map = await readSegMap(dir, id);
+    const image = await readImage(join(dir, `${id}.jpg`), { autoOrient: false });
+    return { annotation, image, map };
+  } catch (error) {
+    throw new SampleError(id, error instanceof Error ? error.message : String(error));
+  }
+}
+
+/** Reads and checks an id's JSON only (caption and segments). */
+export async function readAnnotation(root: string, id: string): Promise<FfhqAnnotation> {
+  const jsonPath = join(sampleDir(root, id), `${id}.json`);
+  try {
+    if (!existsSync(jsonPath)) throw new Error(`missing ${id}.json`);
+    return parseAnnotation(await readFile(jsonPath, 'utf8'));
+  } catch (error) {
+    throw new SampleError(id, error instanceof Error ? error.message : String(error));
+  }
+}
+
 /** The centre square [top, left, side] of an h × w image. */
 function centreSquare(h: number, w: number): [number, number, number] {
   const side = Math.min(h, w);
@@ -131,26 +171,46 @@ function resolveSizes({ resolution = 512, latentResolution, cropSize = 224 }: Sa
   return { resolution, latentResolution: latent, cropSize };
 }
 
+/**
+ * A subject's crop from the full-size image [1, 3, H, W] and labels [1, 1, H, W]: the bbox clipped
+ * to the image, its background replaced (padding to a square adds mask-0 pixels, so it is
+ * replaced too), resized to cropSize: float32 [3, S, S] in [0, 1]. Null for an empty bbox.
+ */
+export function subjectCrop(image: Tensor, labels: Tensor, segment: FfhqSegment, cropSize: number, background: BackgroundOptions): Tensor | null {
+  return tidy(() => {
+    const [h, w] = [image.size(2), image.size(3)];
+    const [h1, w1, h2, w2] = segment.bbox.map(Math.round) as [number, number, number, number];
+    const [y0, x0, y1, x1] = [Math.max(0, h1), Math.max(0, w1), Math.min(h, h2), Math.min(w, w2)];
+    if (y1 <= y0 || x1 <= x0) return null;
+    const full = labels.eq(segment.id).float();
+    const [bh, bw] = [y1 - y0, x1 - x0];
+    const s = Math.max(bh, bw);
+    const padding = [Math.floor((s - bw) / 2), Math.ceil((s - bw) / 2), Math.floor((s - bh) / 2), Math.ceil((s - bh) / 2)];
+    const boxImage = pad(image.narrow(2, y0, bh).narrow(3, x0, bw), padding);
+    const boxMask = pad(full.narrow(2, y0, bh).narrow(3, x0, bw), padding);
+    const replaced = replaceBackground(boxImage, boxMask, background);
+    return interpolate(replaced, { size: [cropSize, cropSize], mode: 'bilinear', antialias: true }).clamp(0, 1).reshape(3, cropSize, cropSize);
+  });
+}
+
+/** [1, 1, S, S] → [1, r, r]: the share of each cell the mask covers (exact when r divides S). */
+function coverage(square: Tensor, r: number): Tensor {
+  const side = square.size(2);
+  if (side % r === 0) return square.reshape(r, side / r, r, side / r).mean([1, 3]).reshape(1, r, r);
+  return interpolate(square, { size: [r, r], mode: 'bilinear', antialias: r < side }).clamp(0, 1).reshape(1, r, r);
+}
+
 /** One subject's mask and crop from the full-size image [1, 3, H, W] and labels [1, 1, H, W]. */
 function subjectTensors(image: Tensor, labels: Tensor, segment: FfhqSegment, sizes: Resolved, generator: Generator): { mask: Tensor; crop: Tensor } | null {
   const [h, w] = [image.size(2), image.size(3)];
   const full = labels.eq(segment.id).float();
-  // The mask follows the image: centre square, then nearest-neighbour down to latent size.
+  // The mask follows the image: centre square, then averaged down to latent size (a cell's value
+  // is the share of it the subject covers), so a small subject never vanishes between samples.
   const [top, left, side] = centreSquare(h, w);
   const square = full.narrow(2, top, side).narrow(3, left, side);
-  const mask = interpolate(square, { size: [sizes.latentResolution, sizes.latentResolution], mode: 'nearest' }).reshape(1, sizes.latentResolution, sizes.latentResolution);
-  // The crop: the bbox clipped to the image; padding to a square adds mask-0 pixels, so it becomes noise too.
-  const [h1, w1, h2, w2] = segment.bbox.map(Math.round) as [number, number, number, number];
-  const [y0, x0, y1, x1] = [Math.max(0, h1), Math.max(0, w1), Math.min(h, h2), Math.min(w, w2)];
-  if (y1 <= y0 || x1 <= x0) return null;
-  const [bh, bw] = [y1 - y0, x1 - x0];
-  const s = Math.max(bh, bw);
-  const padding = [Math.floor((s - bw) / 2), Math.ceil((s - bw) / 2), Math.floor((s - bh) / 2), Math.ceil((s - bh) / 2)];
-  const boxImage = pad(image.narrow(2, y0, bh).narrow(3, x0, bw), padding);
-  const boxMask = pad(full.narrow(2, y0, bh).narrow(3, x0, bw), padding);
-  const noisy = replaceBackground(boxImage, boxMask, { background: 'noise', generator });
-  const crop = interpolate(noisy, { size: [sizes.cropSize, sizes.cropSize], mode: 'bilinear', antialias: true }).clamp(0, 1).reshape(3, sizes.cropSize, sizes.cropSize);
-  return { mask, crop };
+  const mask = coverage(square, sizes.latentResolution);
+  const crop = subjectCrop(image, labels, segment, sizes.cropSize, { background: 'noise', generator });
+  return crop ? { mask, crop } : null;
 }
 
 /**
@@ -160,20 +220,8 @@ function subjectTensors(image: Tensor, labels: Tensor, segment: FfhqSegment, siz
  */
 export async function loadSample(root: string, id: string, tokenizer: ClipTokenizer, random: () => number, generator: Generator, options: SampleOptions = {}): Promise<Sample> {
   const sizes = resolveSizes(options);
-  const dir = sampleDir(root, id);
   const broken = (error: unknown) => new SampleError(id, error instanceof Error ? error.message : String(error));
-  let annotation: FfhqAnnotation;
-  let image: Tensor;
-  let map: SegMap;
-  try {
-    const jsonPath = join(dir, `${id}.json`);
-    if (!existsSync(jsonPath)) throw new Error(`missing ${id}.json`);
-    annotation = parseAnnotation(await readFile(jsonPath, 'utf8'));
-    map = await readSegMap(dir, id);
-    image = await readImage(join(dir, `${id}.jpg`), { autoOrient: false }); // the map matches the stored pixels
-  } catch (error) {
-    throw broken(error);
-  }
+  const { annotation, image, map } = await readSampleFiles(root, id);
   try {
     const [h, w] = [image.size(2), image.size(3)];
     if (map.height !== h || map.width !== w) throw new Error(`mask/image size mismatch: map ${map.height}×${map.width}, image ${h}×${w}`);
@@ -201,7 +249,8 @@ export async function loadSample(root: string, id: string, tokenizer: ClipTokeni
       const subjects: SampleSubject[] = [];
       for (const { segment, tokenIndex } of augmented.subjects) {
         const made = subjectTensors(image, labels, segment, sizes, generator);
-        if (made) subjects.push({ tokenIndex, ...made });
+        const identity = segment.identity === undefined || segment.identity === null ? {} : { identity: String(segment.identity) };
+        if (made) subjects.push({ tokenIndex, ...made, ...identity });
       }
       return { image: out, subjects };
     });
