@@ -1,0 +1,73 @@
+// Stage 3: the text encoder and the UNet learn together to predict the noise added to the frozen
+// VAE's latents (scaled by its measured scaling factor), the caption dropped now and then so
+// classifier-free guidance has an unconditional model to steer from. Noise and timesteps follow
+// the DDPM schedule of the scheduler config.
+import type { CLIPTextModel } from '../../models/clip-text.js';
+import type { UNet2DConditionModel } from '../../models/unet/unet.js';
+import type { AutoencoderKL } from '../../models/vae/autoencoder-kl.js';
+import { DDPMScheduler, type SchedulerConfig } from '../../schedulers/index.js';
+import { noGrad } from '../../tensor/autograd.js';
+import { randint, randn } from '../../tensor/create.js';
+import type { Device } from '../../tensor/device.js';
+import { mseLoss } from '../../tensor/functional.js';
+import type { Generator } from '../../tensor/generator.js';
+import { type Batch, disposeBatch, type FfhqWildLoader } from '../data/index.js';
+import type { StageLoss, StageTask } from './runner.js';
+
+export interface BaseNetworks {
+  textEncoder: CLIPTextModel;
+  unet: UNet2DConditionModel;
+  /** Frozen: only encodes. */
+  vae: AutoencoderKL;
+}
+
+export class BaseTask implements StageTask<Batch> {
+  readonly name = 'base' as const;
+  readonly trained: { text_encoder: CLIPTextModel; unet: UNet2DConditionModel };
+  readonly scheduler: DDPMScheduler;
+  readonly #vae: AutoencoderKL;
+  readonly #loader: FfhqWildLoader;
+
+  constructor(
+    networks: BaseNetworks,
+    schedulerConfig: SchedulerConfig,
+    loader: FfhqWildLoader,
+    private readonly scalingFactor: number,
+    private readonly device: Device,
+  ) {
+    this.trained = { text_encoder: networks.textEncoder, unet: networks.unet };
+    this.#vae = networks.vae;
+    this.#loader = loader;
+    this.scheduler = new DDPMScheduler(schedulerConfig);
+  }
+
+  get position() {
+    return this.#loader.position;
+  }
+  setPosition(position: { epoch: number; index: number }): void {
+    this.#loader.setPosition(position);
+  }
+  nextBatch(): Promise<Batch> {
+    return this.#loader.nextBatch();
+  }
+  disposeBatch(batch: Batch): void {
+    disposeBatch(batch);
+  }
+  close(): void {
+    this.#loader.close();
+  }
+
+  loss(batch: Batch, noise: Generator): StageLoss {
+    const { device } = this;
+    const B = batch.images.size(0);
+    const latents = noGrad(() => this.#vae.encode(batch.images.to({ device })).mean.float().mul(this.scalingFactor));
+    const context = this.trained.text_encoder.forward(batch.inputIds.to({ device })).lastHiddenState;
+    const eps = randn(latents.shape, { generator: noise }).to({ device });
+    const timesteps = randint(0, this.scheduler.config.num_train_timesteps, [B], { generator: noise }).to({ device });
+    const noisy = this.scheduler.addNoise(latents, eps, timesteps);
+    const target = this.scheduler.trainingTarget(latents, eps, timesteps);
+    const pred = this.trained.unet.forward(noisy, timesteps, context).float();
+    const loss = mseLoss(pred, target);
+    return { loss, terms: {} };
+  }
+}

@@ -1,0 +1,100 @@
+// Stage 1: the VAE learns to reconstruct training images through a sampled latent. Loss:
+// l1·|x̂ − x| + l2·(x̂ − x)² per pixel, plus klWeight · KL(q(z|x) ‖ N(0, 1)) per latent element,
+// which keeps the latents near unit scale and the decoder tolerant of small errors. Afterwards
+// the latents' spread gives the scaling factor the UNet's inputs are multiplied by.
+import type { ClipTokenizer } from '../../models/clip-tokenizer.js';
+import type { AutoencoderKL } from '../../models/vae/autoencoder-kl.js';
+import { noGrad } from '../../tensor/autograd.js';
+import type { Device } from '../../tensor/device.js';
+import type { Generator } from '../../tensor/generator.js';
+import { tidy } from '../../tensor/scope.js';
+import type { Tensor } from '../../tensor/tensor.js';
+import { type Batch, disposeBatch, FfhqWildLoader } from '../data/index.js';
+import type { VaeStageConfig } from './config.js';
+import type { StageLoss, StageTask } from './runner.js';
+
+/** Batches of training images only: no caption dropout, no subject crops. */
+export function imageLoader(root: string, ids: readonly string[], tokenizer: ClipTokenizer, options: { batchSize: number; seed: number; resolution: number; dropCaption?: number; shuffle?: boolean }): FfhqWildLoader {
+  return new FfhqWildLoader(root, ids, tokenizer, { ...options, dropCaption: options.dropCaption ?? 0, keepSubject: 1, maxSubjects: 0, cropSize: 1, latentResolution: 1 });
+}
+
+export class VaeTask implements StageTask<Batch> {
+  readonly name = 'vae' as const;
+  readonly trained: { vae: AutoencoderKL };
+  readonly #loader: FfhqWildLoader;
+
+  constructor(
+    vae: AutoencoderKL,
+    loader: FfhqWildLoader,
+    private readonly config: VaeStageConfig,
+    private readonly device: Device,
+  ) {
+    this.trained = { vae };
+    this.#loader = loader;
+  }
+
+  get position() {
+    return this.#loader.position;
+  }
+  setPosition(position: { epoch: number; index: number }): void {
+    this.#loader.setPosition(position);
+  }
+  nextBatch(): Promise<Batch> {
+    return this.#loader.nextBatch();
+  }
+  disposeBatch(batch: Batch): void {
+    disposeBatch(batch);
+  }
+  close(): void {
+    this.#loader.close();
+  }
+
+  loss(batch: Batch, noise: Generator): StageLoss {
+    const { vae } = this.trained;
+    const x = batch.images.to({ device: this.device });
+    const posterior = vae.encode(x);
+    const decoded = vae.decode(posterior.sample(noise)).float();
+    const error = decoded.sub(x);
+    const l1 = error.abs().mean();
+    const l2 = error.square().mean();
+    const mean = posterior.mean.float();
+    const logvar = posterior.logvar.float();
+    const kl = mean.square().add(logvar.exp()).sub(1).sub(logvar).mean().mul(0.5);
+    const { l1Weight, l2Weight, klWeight } = this.config;
+    const loss = l1.mul(l1Weight).add(l2.mul(l2Weight)).add(kl.mul(klWeight));
+    return { loss, terms: { l1, l2, kl } };
+  }
+}
+
+/** 1 / std of the posterior means of up to `samples` images: latents × this have unit spread. */
+export async function measureScalingFactor(vae: AutoencoderKL, loader: FfhqWildLoader, samples: number, device: Device): Promise<number> {
+  const means: Tensor[] = [];
+  try {
+    for (let seen = 0; seen < samples; ) {
+      const batch = await loader.nextBatch();
+      try {
+        means.push(noGrad(() => tidy(() => vae.encode(batch.images.to({ device })).mean.float().cpu())));
+        seen += batch.images.size(0);
+      } finally {
+        disposeBatch(batch);
+      }
+    }
+    const std = tidy(() => {
+      const all = means.map((m) => m.flatten());
+      let sum = 0;
+      let sumSq = 0;
+      let n = 0;
+      for (const m of all) {
+        sum += m.sum().item();
+        sumSq += m.square().sum().item();
+        n += m.numel;
+      }
+      const mean = sum / n;
+      return Math.sqrt(Math.max(0, sumSq / n - mean * mean));
+    });
+    if (!(std > 0) || !Number.isFinite(std)) throw new Error(`the VAE's latents have no spread (std ${std}): it learned nothing; check the vae stage's loss`);
+    return 1 / std;
+  } finally {
+    for (const m of means) m.dispose();
+  }
+}
