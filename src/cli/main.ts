@@ -3,12 +3,16 @@
 import { Command, CommanderError } from 'commander';
 import { doctor, formatDoctor } from './doctor.js';
 import { editCommand } from './edit.js';
+import { evalCommand } from './eval.js';
 import { generateCommand } from './generate.js';
 import { formatInspect, inspectModel } from './inspect.js';
 import { mapsCommand } from './maps.js';
 import { morphCommand } from './morph.js';
+import { pretrainCommand } from './pretrain.js';
+import { serveCommand } from './serve.js';
 import { swapCommand } from './swap.js';
 import { trainCommand } from './train.js';
+import { worldCommand } from './world.js';
 
 const program = new Command()
   .name('moa')
@@ -37,7 +41,7 @@ program
     console.log(options.json ? JSON.stringify(report, null, 2) : formatInspect(target, report));
   });
 
-for (const command of [generateCommand(), swapCommand(), morphCommand(), editCommand(), mapsCommand(), trainCommand()]) program.addCommand(command.copyInheritedSettings(program));
+for (const command of [generateCommand(), swapCommand(), morphCommand(), editCommand(), mapsCommand(), trainCommand(), serveCommand(), worldCommand(), pretrainCommand(), evalCommand()]) program.addCommand(command.copyInheritedSettings(program));
 
 try {
   await program.parseAsync();

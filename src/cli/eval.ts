@@ -1,0 +1,206 @@
+// `moa eval`: scores a MoA model on held-out identities of its world in unseen captions, with
+// judges trained on rendered images (identity, context, swap, prior, routing); writes a JSON
+// report and a picture grid. `moa eval train-judges` trains those judges.
+import { join } from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { writeFileAtomically } from '../io/atomic.js';
+import { cpuHasFastBf16 } from '../pipelines/precision.js';
+import { SCHEDULER_NAMES, type SchedulerName } from '../schedulers/index.js';
+import { evaluate } from '../eval/evaluate.js';
+import { writeGrid } from '../eval/grid.js';
+import { defaultJudgesDir, Judges } from '../eval/judges.js';
+import { formatReport } from '../eval/report.js';
+import { DEFAULT_STEPS, trainJudges, type TrainJudgesProgress } from '../eval/train-judges.js';
+import { DEFAULT_WORLD, readWorldSettings } from '../eval/world-settings.js';
+import { integer, number } from './numbers.js';
+import { addModelOptions, ensureDir, type ModelFlags, openSession } from './personal.js';
+import { progressReporter, type ProgressReporter } from './progress.js';
+
+interface EvalFlags extends ModelFlags {
+  ablationMoa?: string;
+  judges?: string;
+  world?: string;
+  prompts: number;
+  subjects: number[];
+  swaps: number;
+  steps: number;
+  guidance: number;
+  scheduler: SchedulerName;
+  seed: number;
+  out: string;
+  json?: boolean;
+}
+
+interface TrainJudgesFlags {
+  out: string;
+  images: number;
+  references?: number;
+  identities: number;
+  steps?: number;
+  seed: number;
+  heldOut: number;
+  precision: 'auto' | 'fp32' | 'bf16';
+  json?: boolean;
+}
+
+const countList = (value: string) => {
+  const counts = value.split(',').map((s) => Number(s.trim()));
+  if (counts.length === 0 || counts.some((n) => !Number.isInteger(n) || n < 1 || n > 4)) throw new InvalidArgumentError('give subject counts from 1 to 4, separated by commas (e.g. 1,2,3,4).');
+  return [...new Set(counts)].sort();
+};
+
+/** Runs work with Ctrl-C aborting it. */
+async function interruptible<T>(work: (signal: AbortSignal) => Promise<T> | T): Promise<T> {
+  const controller = new AbortController();
+  const onSigint = () => controller.abort();
+  process.once('SIGINT', onSigint);
+  try {
+    return await work(controller.signal);
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+}
+
+function runCommand(): Command {
+  const command = new Command('run').description('score a MoA model (the default sub-command: `moa eval` runs it)');
+  addModelOptions(command, { moa: 'required' });
+  return command
+    .option('--ablation-moa <file>', 'also score these MoA weights for the same base model (e.g. trained without the router loss)')
+    .option('--judges <dir>', 'judges folder (config.json + judges.safetensors; default: the shipped models/judges)')
+    .option('--world <dir>', `the world the model was trained on (its world.json); default: seed ${DEFAULT_WORLD.seed}, ${DEFAULT_WORLD.identities} identities, ${DEFAULT_WORLD.heldOutFraction} held out, ${DEFAULT_WORLD.size} px`)
+    .option('--prompts <n>', 'prompts per subject count', integer('--prompts'), 3)
+    .addOption(new Option('--subjects <counts>', 'subject counts to test, comma-separated').argParser(countList).default([1, 2, 3, 4], '1,2,3,4'))
+    .option('--swaps <n>', 'prompts per subject count that also get a subject swap', integer('--swaps'), 1)
+    .option('--steps <n>', 'denoising steps', integer('--steps'), 20)
+    .option('--guidance <scale>', 'classifier-free guidance scale', number('--guidance'), 7.5)
+    .addOption(new Option('--scheduler <name>', 'sampler').choices(SCHEDULER_NAMES).default('dpmpp-2m'))
+    .option('--seed <n>', 'seeds the prompts, identities and generation seeds', integer('--seed'), 0)
+    .option('--out <dir>', 'where report.json and grid.png go', 'eval')
+    .option('--json', 'print the report as JSON')
+    .action(async (flags: EvalFlags) => {
+      if (flags.prompts < 1) throw new InvalidArgumentError('--prompts must be at least 1');
+      const world = flags.world ? readWorldSettings(flags.world) : DEFAULT_WORLD;
+      const judgesDir = flags.judges ?? defaultJudgesDir();
+      const judges = Judges.open(judgesDir);
+      try {
+        const session = openSession(flags, { needsEncoder: true });
+        try {
+          const progress = progressReporter('eval', flags.json);
+          const { report, images } = await interruptible((signal) =>
+            evaluate(
+              { sd: session.sd, moa: session.moa!, imageEncoder: session.imageEncoder },
+              {
+                judges,
+                world,
+                prompts: flags.prompts,
+                counts: flags.subjects,
+                swapsPerCount: flags.swaps,
+                steps: flags.steps,
+                guidance: flags.guidance,
+                scheduler: flags.scheduler,
+                seed: flags.seed,
+                ablationMoa: flags.ablationMoa ?? null,
+                describe: { model: flags.model, moa: flags.moa, judges: judgesDir, precision: session.precision, device: flags.device },
+                onProgress: (done, total, what) => progress.update(done, total, what),
+                signal,
+              },
+            ).finally(() => progress.stop()),
+          );
+          try {
+            ensureDir(flags.out);
+            const files = { report: join(flags.out, 'report.json'), grid: join(flags.out, 'grid.png') };
+            const layout = await writeGrid(files.grid, images, Object.keys(report.variants) as never, report.cases.map((c) => c.prompt));
+            const full = { ...report, grid: layout, files };
+            writeFileAtomically(files.report, Buffer.from(JSON.stringify(full, null, 2) + '\n'));
+            console.log(flags.json ? JSON.stringify(full, null, 2) : formatReport(full));
+          } finally {
+            images.dispose();
+          }
+        } finally {
+          session.dispose();
+        }
+      } finally {
+        judges.dispose();
+      }
+    });
+}
+
+function trainJudgesCommand(): Command {
+  return new Command('train-judges')
+    .description('train the judges on rendered world images (never on generated ones) and report their held-out accuracy')
+    .requiredOption('--out <dir>', 'folder for config.json and judges.safetensors')
+    .option('--images <n>', 'rendered scenes to train on', integer('--images'), 16000)
+    .option('--references <n>', 'rendered references to train on (default: images / 4)', integer('--references'))
+    .option('--identities <n>', 'identities drawn for the judges (a fifth of each class held out)', integer('--identities'), 3000)
+    .option('--steps <n>', `optimizer steps of each judge (default: ${Object.entries(DEFAULT_STEPS).map(([k, v]) => `${k} ${v}`).join(', ')})`, integer('--steps'))
+    .option('--held-out <n>', 'held-out scenes to measure the judges on', integer('--held-out'), 300)
+    .option('--seed <n>', 'seeds the data, weights, batches and augmentation', integer('--seed'), 0)
+    .addOption(new Option('--precision <p>', 'auto: bf16 autocast on CPUs with bf16 units').choices(['auto', 'fp32', 'bf16']).default('auto'))
+    .option('--json', 'print the held-out accuracy as JSON')
+    .addHelpText('after', '\nExamples:\n  $ moa eval train-judges --out models/judges\n  $ moa eval train-judges --out /tmp/judges --images 500 --steps 100 --json')
+    .action(async (flags: TrainJudgesFlags) => {
+      const precision = flags.precision === 'auto' ? (cpuHasFastBf16() ? 'bf16' : 'fp32') : flags.precision;
+      const reporters = new Map<string, ProgressReporter>();
+      let shown: ProgressReporter | null = null;
+      const onProgress = (p: TrainJudgesProgress) => {
+        let reporter = reporters.get(p.phase);
+        if (!reporter) reporters.set(p.phase, (reporter = progressReporter(p.phase, flags.json)));
+        if (shown !== reporter) shown?.stop();
+        shown = reporter;
+        reporter.update(p.done, p.total, p.loss === undefined ? '' : `loss ${p.loss.toFixed(4)}`);
+      };
+      const result = await interruptible(async (signal) => {
+        try {
+          return await trainJudges({ seed: flags.seed, images: flags.images, references: flags.references, identities: flags.identities, steps: flags.steps, heldOutImages: flags.heldOut, precision, onProgress, signal });
+        } finally {
+          (shown as ProgressReporter | null)?.stop();
+        }
+      });
+      try {
+        result.judges.save(flags.out);
+        const h = result.heldOut;
+        if (flags.json) console.log(JSON.stringify({ out: flags.out, seconds: result.seconds, heldOut: h }, null, 2));
+        else {
+          const attrs = Object.entries(h.attributes.endToEnd)
+            .map(([k, v]) => `${k} ${(100 * v).toFixed(1)}%`)
+            .join(', ');
+          console.log(
+            [
+              `judges in ${flags.out} (${Object.entries(result.seconds).map(([k, v]) => `${k} ${v.toFixed(0)} s`).join(', ')})`,
+              `held out: ${h.images} scenes, ${h.references} references; subjects ${h.subjects.count}`,
+              `segmenter: subject class ${(100 * h.subjects.classAccuracy).toFixed(1)}%, found ${(100 * h.subjects.found).toFixed(1)}%, subject pixels ${(100 * h.segmentation.subjectPixelAccuracy).toFixed(1)}%, mean IoU ${h.segmentation.meanIoU.toFixed(3)}`,
+              `attributes (end to end): ${attrs}`,
+              `identity match: ${(100 * h.identityMatch.reliable).toFixed(1)}% on reliable attributes (${h.reliableAttributes.join(', ')}), ${(100 * h.identityMatch.all).toFixed(1)}% on all`,
+              `scene: kind ${(100 * h.scene.kind).toFixed(1)}%, time ${(100 * h.scene.time).toFixed(1)}%`,
+            ].join('\n'),
+          );
+        }
+      } finally {
+        result.judges.dispose();
+      }
+    });
+}
+
+/** `moa eval` with its sub-commands; settings given to it (exit handling, output) reach them too. */
+class EvalCommand extends Command {
+  override copyInheritedSettings(source: Command): this {
+    super.copyInheritedSettings(source);
+    for (const sub of this.commands) sub.copyInheritedSettings(source);
+    return this;
+  }
+}
+
+export function evalCommand(): Command {
+  const command = new EvalCommand('eval')
+    .description('score a MoA model with judges trained on rendered images: identity, context, swap, prior, routing (`moa eval run --help` for the options)')
+    .addHelpText(
+      'after',
+      '\nExamples:\n' +
+        '  $ moa eval                                      # the shipped model and judges; writes eval/report.json and eval/grid.png\n' +
+        '  $ moa eval --model ./world-model --moa moa.safetensors --ablation-moa no-router-loss.safetensors --prompts 5 --json\n' +
+        '  $ moa eval train-judges --out models/judges',
+    );
+  command.addCommand(runCommand(), { isDefault: true });
+  command.addCommand(trainJudgesCommand());
+  return command;
+}
