@@ -1,7 +1,5 @@
 // Training configuration: read from JSON or YAML, every field checked, errors name the field.
-import { readFileSync } from 'node:fs';
-import { extname } from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { fieldReader, isObject, readConfigFile } from './config-fields.js';
 import { DEFAULT_LOSS_CONFIG, type LossConfig } from './losses/index.js';
 
 export type LrSchedule = 'constant' | 'cosine';
@@ -93,59 +91,19 @@ const DEFAULTS: Omit<TrainConfig, 'dataRoot' | 'outputDir' | 'steps'> = {
   moa: {},
 };
 
-const KEYS = new Set<string>([...Object.keys(DEFAULTS), 'dataRoot', 'outputDir', 'steps']);
+const KEYS = [...Object.keys(DEFAULTS), 'dataRoot', 'outputDir', 'steps'];
 
-type Raw = Record<string, unknown>;
-
-function isObject(v: unknown): v is Raw {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function str(raw: Raw, key: string, fallback?: string | null, field = key): string | null {
-  const v = raw[key];
-  if (v === undefined) {
-    if (fallback === undefined) throw new TrainConfigError(field, 'is required');
-    return fallback;
-  }
-  if (v === null && fallback === null) return null;
-  if (typeof v !== 'string' || v === '') throw new TrainConfigError(field, `must be a non-empty string, not ${JSON.stringify(v)}`);
-  return v;
-}
-
-function num(raw: Raw, key: string, fallback: number | undefined, check: { int?: boolean; min?: number; max?: number; positive?: boolean }, field = key): number {
-  const v = raw[key];
-  if (v === undefined) {
-    if (fallback === undefined) throw new TrainConfigError(field, 'is required');
-    return fallback;
-  }
-  const what = check.int ? 'an integer' : 'a number';
-  if (typeof v !== 'number' || !Number.isFinite(v) || (check.int && !Number.isSafeInteger(v))) throw new TrainConfigError(field, `must be ${what}, not ${JSON.stringify(v)}`);
-  if (check.positive && !(v > 0)) throw new TrainConfigError(field, `must be > 0, not ${v}`);
-  if (check.min !== undefined && v < check.min) throw new TrainConfigError(field, `must be ≥ ${check.min}, not ${v}`);
-  if (check.max !== undefined && v > check.max) throw new TrainConfigError(field, `must be ≤ ${check.max}, not ${v}`);
-  return v;
-}
-
-function oneOf<T extends string>(raw: Raw, key: string, values: readonly T[], fallback: T): T {
-  const v = raw[key];
-  if (v === undefined) return fallback;
-  if (!values.includes(v as T)) throw new TrainConfigError(key, `must be one of ${values.map((x) => `'${x}'`).join(', ')}, not ${JSON.stringify(v)}`);
-  return v as T;
-}
+const { onlyKeys, str, num, oneOf } = fieldReader((field, problem) => new TrainConfigError(field, problem));
 
 function lossConfig(raw: unknown): LossConfig {
   if (raw === undefined) return { ...DEFAULT_LOSS_CONFIG };
   if (!isObject(raw)) throw new TrainConfigError('loss', 'must be an object { router, object, maskProbability }');
-  for (const k of Object.keys(raw)) if (!(k in DEFAULT_LOSS_CONFIG)) throw new TrainConfigError(`loss.${k}`, 'is not a known field (router, object, maskProbability)');
+  onlyKeys(raw, Object.keys(DEFAULT_LOSS_CONFIG), 'loss');
   return {
-    router: num(raw, 'router', DEFAULT_LOSS_CONFIG.router, { min: 0 }, 'loss.router'),
-    object: num(raw, 'object', DEFAULT_LOSS_CONFIG.object, { min: 0 }, 'loss.object'),
-    maskProbability: num(raw, 'maskProbability', DEFAULT_LOSS_CONFIG.maskProbability, { min: 0, max: 1 }, 'loss.maskProbability'),
+    router: num(raw, 'router', 'loss', DEFAULT_LOSS_CONFIG.router, { min: 0 }),
+    object: num(raw, 'object', 'loss', DEFAULT_LOSS_CONFIG.object, { min: 0 }),
+    maskProbability: num(raw, 'maskProbability', 'loss', DEFAULT_LOSS_CONFIG.maskProbability, { min: 0, max: 1 }),
   };
-}
-
-function onlyKeys(raw: Raw, known: readonly string[], field: string): void {
-  for (const k of Object.keys(raw)) if (!known.includes(k)) throw new TrainConfigError(`${field}.${k}`, `is not a known field (${known.join(', ')})`);
 }
 
 function samplesConfig(raw: unknown, seed: number): SampleSpec[] | null {
@@ -159,14 +117,14 @@ function samplesConfig(raw: unknown, seed: number): SampleSpec[] | null {
     const subjects = entry.subjects ?? [];
     if (!Array.isArray(subjects)) throw new TrainConfigError(`${field}.subjects`, 'must be a list of { word, image }');
     return {
-      prompt: str(entry, 'prompt', undefined, `${field}.prompt`)!,
+      prompt: str(entry, 'prompt', field)!,
       subjects: subjects.map((s: unknown, k) => {
         const at = `${field}.subjects[${k}]`;
         if (!isObject(s)) throw new TrainConfigError(at, `must be an object { word, image }, not ${JSON.stringify(s)}`);
         onlyKeys(s, ['word', 'image'], at);
-        return { word: str(s, 'word', undefined, `${at}.word`)!, image: str(s, 'image', undefined, `${at}.image`)! };
+        return { word: str(s, 'word', at)!, image: str(s, 'image', at)! };
       }),
-      seed: num(entry, 'seed', seed, { int: true, min: 0 }, `${field}.seed`),
+      seed: num(entry, 'seed', field, seed, { int: true, min: 0 }),
     };
   });
 }
@@ -174,36 +132,36 @@ function samplesConfig(raw: unknown, seed: number): SampleSpec[] | null {
 /** Checks a parsed config object and fills in defaults; unknown keys are refused (typos). */
 export function parseTrainConfig(raw: unknown): TrainConfig {
   if (!isObject(raw)) throw new TrainConfigError('(root)', 'must be an object');
-  for (const k of Object.keys(raw)) if (!KEYS.has(k)) throw new TrainConfigError(k, `is not a known field (known: ${[...KEYS].sort().join(', ')})`);
+  onlyKeys(raw, KEYS, '');
   const d = DEFAULTS;
   const emaRaw = raw.emaDecay;
   const config: TrainConfig = {
-    dataRoot: str(raw, 'dataRoot')!,
-    idsFile: str(raw, 'idsFile', null),
-    resolution: num(raw, 'resolution', d.resolution, { int: true, positive: true }),
-    cropSize: num(raw, 'cropSize', d.cropSize, { int: true, positive: true }),
-    batchSize: num(raw, 'batchSize', d.batchSize, { int: true, positive: true }),
-    steps: num(raw, 'steps', undefined, { int: true, positive: true }),
-    lr: num(raw, 'lr', d.lr, { positive: true }),
-    weightDecay: num(raw, 'weightDecay', d.weightDecay, { min: 0 }),
-    warmupSteps: num(raw, 'warmupSteps', d.warmupSteps, { int: true, min: 0 }),
-    schedule: oneOf(raw, 'schedule', ['constant', 'cosine'] as const, d.schedule),
-    gradientAccumulation: num(raw, 'gradientAccumulation', d.gradientAccumulation, { int: true, positive: true }),
-    maxGradNorm: num(raw, 'maxGradNorm', d.maxGradNorm, { positive: true }),
-    precision: oneOf(raw, 'precision', ['fp32', 'bf16'] as const, d.precision),
-    emaDecay: emaRaw === undefined || emaRaw === null ? null : num(raw, 'emaDecay', undefined, { min: 0, max: 1 }),
-    seed: num(raw, 'seed', d.seed, { int: true, min: 0 }),
-    checkpointEvery: num(raw, 'checkpointEvery', d.checkpointEvery, { int: true, positive: true }),
-    sampleEvery: raw.sampleEvery === undefined || raw.sampleEvery === null ? null : num(raw, 'sampleEvery', undefined, { int: true, positive: true }),
-    sampleSteps: num(raw, 'sampleSteps', d.sampleSteps, { int: true, positive: true, max: 1000 }),
+    dataRoot: str(raw, 'dataRoot', '')!,
+    idsFile: str(raw, 'idsFile', '', null),
+    resolution: num(raw, 'resolution', '', d.resolution, { int: true, positive: true }),
+    cropSize: num(raw, 'cropSize', '', d.cropSize, { int: true, positive: true }),
+    batchSize: num(raw, 'batchSize', '', d.batchSize, { int: true, positive: true }),
+    steps: num(raw, 'steps', '', undefined, { int: true, positive: true }),
+    lr: num(raw, 'lr', '', d.lr, { positive: true }),
+    weightDecay: num(raw, 'weightDecay', '', d.weightDecay, { min: 0 }),
+    warmupSteps: num(raw, 'warmupSteps', '', d.warmupSteps, { int: true, min: 0 }),
+    schedule: oneOf(raw, 'schedule', '', ['constant', 'cosine'] as const, d.schedule),
+    gradientAccumulation: num(raw, 'gradientAccumulation', '', d.gradientAccumulation, { int: true, positive: true }),
+    maxGradNorm: num(raw, 'maxGradNorm', '', d.maxGradNorm, { positive: true }),
+    precision: oneOf(raw, 'precision', '', ['fp32', 'bf16'] as const, d.precision),
+    emaDecay: emaRaw === undefined || emaRaw === null ? null : num(raw, 'emaDecay', '', undefined, { min: 0, max: 1 }),
+    seed: num(raw, 'seed', '', d.seed, { int: true, min: 0 }),
+    checkpointEvery: num(raw, 'checkpointEvery', '', d.checkpointEvery, { int: true, positive: true }),
+    sampleEvery: raw.sampleEvery === undefined || raw.sampleEvery === null ? null : num(raw, 'sampleEvery', '', undefined, { int: true, positive: true }),
+    sampleSteps: num(raw, 'sampleSteps', '', d.sampleSteps, { int: true, positive: true, max: 1000 }),
     samples: null,
-    outputDir: str(raw, 'outputDir')!,
+    outputDir: str(raw, 'outputDir', '')!,
     loss: lossConfig(raw.loss),
-    dropCaption: num(raw, 'dropCaption', d.dropCaption, { min: 0, max: 1 }),
-    keepSubject: num(raw, 'keepSubject', d.keepSubject, { min: 0, max: 1 }),
-    maxSubjects: num(raw, 'maxSubjects', d.maxSubjects, { int: true, min: 1 }),
-    model: str(raw, 'model', null),
-    imageEncoder: str(raw, 'imageEncoder', null),
+    dropCaption: num(raw, 'dropCaption', '', d.dropCaption, { min: 0, max: 1 }),
+    keepSubject: num(raw, 'keepSubject', '', d.keepSubject, { min: 0, max: 1 }),
+    maxSubjects: num(raw, 'maxSubjects', '', d.maxSubjects, { int: true, min: 1 }),
+    model: str(raw, 'model', '', null),
+    imageEncoder: str(raw, 'imageEncoder', '', null),
     moa: raw.moa === undefined ? {} : isObject(raw.moa) ? { ...raw.moa } : (() => { throw new TrainConfigError('moa', 'must be an object of MoA config overrides'); })(),
   };
   config.samples = samplesConfig(raw.samples, config.seed);
@@ -215,13 +173,5 @@ export function parseTrainConfig(raw: unknown): TrainConfig {
 
 /** Reads a .json, .yaml or .yml config file. */
 export function readTrainConfig(path: string): TrainConfig {
-  const text = readFileSync(path, 'utf8');
-  const ext = extname(path).toLowerCase();
-  let raw: unknown;
-  try {
-    raw = ext === '.json' ? JSON.parse(text) : parseYaml(text);
-  } catch (error) {
-    throw new Error(`training config '${path}' is not valid ${ext === '.json' ? 'JSON' : 'YAML'}: ${error instanceof Error ? error.message : String(error)}`);
-  }
-  return parseTrainConfig(raw);
+  return parseTrainConfig(readConfigFile(path, 'training config'));
 }

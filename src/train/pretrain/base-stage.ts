@@ -11,8 +11,9 @@ import { randint, randn } from '../../tensor/create.js';
 import type { Device } from '../../tensor/device.js';
 import { mseLoss } from '../../tensor/functional.js';
 import type { Generator } from '../../tensor/generator.js';
-import { type Batch, disposeBatch, type FfhqWildLoader } from '../data/index.js';
+import type { Batch, FfhqWildLoader } from '../data/index.js';
 import type { StageLoss, StageTask } from './runner.js';
+import { LoaderTask } from './vae-stage.js';
 
 export interface BaseNetworks {
   textEncoder: CLIPTextModel;
@@ -21,12 +22,11 @@ export interface BaseNetworks {
   vae: AutoencoderKL;
 }
 
-export class BaseTask implements StageTask<Batch> {
+export class BaseTask extends LoaderTask implements StageTask<Batch> {
   readonly name = 'base' as const;
   readonly trained: { text_encoder: CLIPTextModel; unet: UNet2DConditionModel };
   readonly scheduler: DDPMScheduler;
   readonly #vae: AutoencoderKL;
-  readonly #loader: FfhqWildLoader;
 
   constructor(
     networks: BaseNetworks,
@@ -35,26 +35,10 @@ export class BaseTask implements StageTask<Batch> {
     private readonly scalingFactor: number,
     private readonly device: Device,
   ) {
+    super(loader);
     this.trained = { text_encoder: networks.textEncoder, unet: networks.unet };
     this.#vae = networks.vae;
-    this.#loader = loader;
     this.scheduler = new DDPMScheduler(schedulerConfig);
-  }
-
-  get position() {
-    return this.#loader.position;
-  }
-  setPosition(position: { epoch: number; index: number }): void {
-    this.#loader.setPosition(position);
-  }
-  nextBatch(): Promise<Batch> {
-    return this.#loader.nextBatch();
-  }
-  disposeBatch(batch: Batch): void {
-    disposeBatch(batch);
-  }
-  close(): void {
-    this.#loader.close();
   }
 
   loss(batch: Batch, noise: Generator): StageLoss {

@@ -1,10 +1,9 @@
 // The pretraining configuration: one JSON or YAML file for the tokenizer, the model sizes (as
 // diffusers/transformers config fields) and the three stages. Every field is checked, unknown
 // keys are refused (typos), and errors name the field.
-import { readFileSync } from 'node:fs';
-import { extname, join } from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { join } from 'node:path';
 import type { LrSchedule, TrainPrecision } from '../config.js';
+import { fieldReader, isObject, type Raw, readConfigFile } from '../config-fields.js';
 import { checkModelConfigs, type ModelConfigs } from './model-configs.js';
 
 export const STAGES = ['vae', 'image-encoder', 'base'] as const;
@@ -89,68 +88,7 @@ export class PretrainConfigError extends Error {
   }
 }
 
-type Raw = Record<string, unknown>;
-
-const isObject = (v: unknown): v is Raw => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-function onlyKeys(raw: Raw, known: readonly string[], at: string): void {
-  for (const k of Object.keys(raw)) {
-    if (!known.includes(k)) throw new PretrainConfigError(at ? `${at}.${k}` : k, `is not a known field (known: ${[...known].sort().join(', ')})`);
-  }
-}
-
-function object(raw: Raw, key: string, at: string, required: boolean): Raw {
-  const v = raw[key];
-  const field = at ? `${at}.${key}` : key;
-  if (v === undefined || v === null) {
-    if (required) throw new PretrainConfigError(field, 'is required');
-    return {};
-  }
-  if (!isObject(v)) throw new PretrainConfigError(field, `must be an object, not ${JSON.stringify(v)}`);
-  return v;
-}
-
-function str(raw: Raw, key: string, at: string, fallback?: string | null): string | null {
-  const v = raw[key];
-  const field = at ? `${at}.${key}` : key;
-  if (v === undefined || (v === null && fallback === null)) {
-    if (fallback === undefined) throw new PretrainConfigError(field, 'is required');
-    return fallback;
-  }
-  if (typeof v !== 'string' || v === '') throw new PretrainConfigError(field, `must be a non-empty string, not ${JSON.stringify(v)}`);
-  return v;
-}
-
-interface NumCheck {
-  int?: boolean;
-  min?: number;
-  max?: number;
-  positive?: boolean;
-  below?: number;
-}
-
-function num(raw: Raw, key: string, at: string, fallback: number | undefined, check: NumCheck): number {
-  const v = raw[key];
-  const field = at ? `${at}.${key}` : key;
-  if (v === undefined) {
-    if (fallback === undefined) throw new PretrainConfigError(field, 'is required');
-    return fallback;
-  }
-  const what = check.int ? 'an integer' : 'a number';
-  if (typeof v !== 'number' || !Number.isFinite(v) || (check.int && !Number.isSafeInteger(v))) throw new PretrainConfigError(field, `must be ${what}, not ${JSON.stringify(v)}`);
-  if (check.positive && !(v > 0)) throw new PretrainConfigError(field, `must be > 0, not ${v}`);
-  if (check.min !== undefined && v < check.min) throw new PretrainConfigError(field, `must be ≥ ${check.min}, not ${v}`);
-  if (check.max !== undefined && v > check.max) throw new PretrainConfigError(field, `must be ≤ ${check.max}, not ${v}`);
-  if (check.below !== undefined && v >= check.below) throw new PretrainConfigError(field, `must be < ${check.below}, not ${v}`);
-  return v;
-}
-
-function oneOf<T extends string>(raw: Raw, key: string, at: string, values: readonly T[], fallback: T): T {
-  const v = raw[key];
-  if (v === undefined) return fallback;
-  if (!values.includes(v as T)) throw new PretrainConfigError(at ? `${at}.${key}` : key, `must be one of ${values.map((x) => `'${x}'`).join(', ')}, not ${JSON.stringify(v)}`);
-  return v as T;
-}
+const { onlyKeys, object, str, num, oneOf } = fieldReader((field, problem) => new PretrainConfigError(field, problem));
 
 const SCHEDULE_KEYS = ['steps', 'batchSize', 'lr', 'weightDecay', 'warmupSteps', 'schedule', 'gradientAccumulation', 'maxGradNorm', 'emaDecay', 'checkpointEvery'];
 
@@ -251,19 +189,7 @@ export function parsePretrainConfig(raw: unknown): PretrainConfig {
 
 /** Reads a .json, .yaml or .yml config file. */
 export function readPretrainConfig(path: string): PretrainConfig {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
-    throw new Error(`pretrain config '${path}' cannot be read: ${error instanceof Error ? error.message : String(error)}`);
-  }
-  const ext = extname(path).toLowerCase();
-  let raw: unknown;
-  try {
-    raw = ext === '.json' ? JSON.parse(text) : parseYaml(text);
-  } catch (error) {
-    throw new Error(`pretrain config '${path}' is not valid ${ext === '.json' ? 'JSON' : 'YAML'}: ${error instanceof Error ? error.message : String(error)}`);
-  }
+  const raw = readConfigFile(path, 'pretrain config');
   try {
     return parsePretrainConfig(raw);
   } catch (error) {

@@ -18,18 +18,11 @@ export function imageLoader(root: string, ids: readonly string[], tokenizer: Cli
   return new FfhqWildLoader(root, ids, tokenizer, { ...options, dropCaption: options.dropCaption ?? 0, keepSubject: 1, maxSubjects: 0, cropSize: 1, latentResolution: 1 });
 }
 
-export class VaeTask implements StageTask<Batch> {
-  readonly name = 'vae' as const;
-  readonly trained: { vae: AutoencoderKL };
+/** A stage fed by an FfhqWildLoader: the data position, batches and closing come from it. */
+export abstract class LoaderTask {
   readonly #loader: FfhqWildLoader;
 
-  constructor(
-    vae: AutoencoderKL,
-    loader: FfhqWildLoader,
-    private readonly config: VaeStageConfig,
-    private readonly device: Device,
-  ) {
-    this.trained = { vae };
+  constructor(loader: FfhqWildLoader) {
     this.#loader = loader;
   }
 
@@ -47,6 +40,21 @@ export class VaeTask implements StageTask<Batch> {
   }
   close(): void {
     this.#loader.close();
+  }
+}
+
+export class VaeTask extends LoaderTask implements StageTask<Batch> {
+  readonly name = 'vae' as const;
+  readonly trained: { vae: AutoencoderKL };
+
+  constructor(
+    vae: AutoencoderKL,
+    loader: FfhqWildLoader,
+    private readonly config: VaeStageConfig,
+    private readonly device: Device,
+  ) {
+    super(loader);
+    this.trained = { vae };
   }
 
   loss(batch: Batch, noise: Generator): StageLoss {
