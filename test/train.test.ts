@@ -11,7 +11,7 @@ import { readImage, readPngTextFile, writePng } from '../src/io/image.js';
 import { Generator, isGradEnabled, randn, type Tensor } from '../src/tensor/index.js';
 import { latestCheckpoint } from '../src/train/checkpoint.js';
 import { parseTrainConfig, readTrainConfig, type TrainConfig, TrainConfigError } from '../src/train/config.js';
-import { learningRate } from '../src/train/schedule.js';
+import { emaDecayAt, learningRate } from '../src/train/schedule.js';
 import { Trainer } from '../src/train/trainer.js';
 import { writeFfhqFolder } from './ffhq-fixture.js';
 import { tinyStableDiffusion, TINY_VISION_CONFIG } from './tiny-sd.js';
@@ -266,5 +266,15 @@ describe('trainer', () => {
     assert.equal(learningRate(4, { ...s, schedule: 'cosine' }), 1);
     assert.ok(Math.abs(learningRate(9, { ...s, schedule: 'cosine' }) - 0.5) < 1e-12);
     assert.ok(learningRate(13, { ...s, schedule: 'cosine' }) < 0.03);
+  });
+
+  test('the EMA decay warms up, so the average forgets the initial weights', () => {
+    assert.equal(emaDecayAt(0.999, 0), 0.1);
+    assert.equal(emaDecayAt(0.999, 90), 0.91);
+    assert.equal(emaDecayAt(0.999, 100_000), 0.999);
+    // The initial weights' share of the average after 3,000 steps: decay^3000 without warm-up.
+    let share = 1;
+    for (let step = 0; step < 3000; step++) share *= emaDecayAt(0.999, step);
+    assert.ok(share < 1e-3 && 0.999 ** 3000 > 0.04, `initial share ${share}`);
   });
 });

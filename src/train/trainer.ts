@@ -22,7 +22,7 @@ import { JsonlLog, type StepRecord } from './log.js';
 import { totalLoss } from './losses/index.js';
 import { TrainingRecorder } from './recorder.js';
 import { type SampleRecord, TrainingSampler } from './samples.js';
-import { learningRate } from './schedule.js';
+import { emaDecayAt, learningRate } from './schedule.js';
 
 export interface TrainerOptions {
   sd: StableDiffusion;
@@ -227,7 +227,7 @@ export class Trainer {
   #updateEma(): void {
     const ema = this.#ema;
     if (!ema) return;
-    const decay = this.config.emaDecay!;
+    const decay = emaDecayAt(this.config.emaDecay!, this.step);
     noGrad(() => {
       for (const [k, p] of this.moa.moaNamedParameters()) tidy(() => ema[k]!.lerp_(p.detach().float(), 1 - decay));
     });

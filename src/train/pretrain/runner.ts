@@ -18,7 +18,7 @@ import { checkpointDir, checkpointPath, latestCheckpoint, loadCheckpoint, saveCh
 import type { TrainConfig, TrainPrecision } from '../config.js';
 import type { DataPosition } from '../data/index.js';
 import { JsonlLog, type StepRecord } from '../log.js';
-import { learningRate } from '../schedule.js';
+import { emaDecayAt, learningRate } from '../schedule.js';
 import type { StageName, StageSchedule } from './config.js';
 
 /** One optimizer step: the loss, the stage's own terms, and the optimisation's numbers. */
@@ -163,7 +163,7 @@ export class StageRunner<B> {
   #updateEma(): void {
     const ema = this.#ema;
     if (!ema) return;
-    const decay = this.schedule.emaDecay!;
+    const decay = emaDecayAt(this.schedule.emaDecay!, this.step);
     noGrad(() => {
       for (const [k, p] of this.#named) tidy(() => ema[k]!.lerp_(p.detach().float(), 1 - decay));
     });
