@@ -13,6 +13,7 @@ import { CLIPVisionModelWithProjection } from '../src/models/clip-vision.js';
 import { disposeStableDiffusion } from '../src/pipelines/stable-diffusion.js';
 import { Generator, tidy } from '../src/tensor/index.js';
 import { latestCheckpoint } from '../src/train/checkpoint.js';
+import type { StepRecord } from '../src/train/log.js';
 import { writeFfhqFolder } from './ffhq-fixture.js';
 import { REPO_ROOT, tinyStableDiffusion, TINY_VISION_CONFIG } from './tiny-sd.js';
 
@@ -71,16 +72,7 @@ function configFile(name: string): { file: string; outputDir: string } {
   return { file, outputDir };
 }
 
-interface Logged {
-  step: number;
-  kind?: string;
-  loss: number;
-  diffusion: number;
-  router: number;
-  object: number;
-  lr: number;
-  gradNorm: number;
-}
+type Logged = Omit<StepRecord, 'itPerSec'> & { kind?: string };
 
 function readLog(outputDir: string): Logged[] {
   const path = join(outputDir, 'train-log.jsonl');

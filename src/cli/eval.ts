@@ -12,6 +12,7 @@ import { defaultJudgesDir, Judges } from '../eval/judges.js';
 import { formatReport } from '../eval/report.js';
 import { DEFAULT_STEPS, trainJudges, type TrainJudgesProgress } from '../eval/train-judges.js';
 import { DEFAULT_WORLD, readWorldSettings } from '../eval/world-settings.js';
+import { interruptible } from './interrupt.js';
 import { integer, number } from './numbers.js';
 import { addModelOptions, ensureDir, type ModelFlags, openSession } from './personal.js';
 import { progressReporter, type ProgressReporter } from './progress.js';
@@ -48,18 +49,6 @@ const countList = (value: string) => {
   if (counts.length === 0 || counts.some((n) => !Number.isInteger(n) || n < 1 || n > 4)) throw new InvalidArgumentError('give subject counts from 1 to 4, separated by commas (e.g. 1,2,3,4).');
   return [...new Set(counts)].sort();
 };
-
-/** Runs work with Ctrl-C aborting it. */
-async function interruptible<T>(work: (signal: AbortSignal) => Promise<T> | T): Promise<T> {
-  const controller = new AbortController();
-  const onSigint = () => controller.abort();
-  process.once('SIGINT', onSigint);
-  try {
-    return await work(controller.signal);
-  } finally {
-    process.off('SIGINT', onSigint);
-  }
-}
 
 function runCommand(): Command {
   const command = new Command('run').description('score a MoA model (the default sub-command: `moa eval` runs it)');

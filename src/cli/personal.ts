@@ -15,6 +15,7 @@ import type { Progress } from '../pipelines/text-to-image.js';
 import { SCHEDULER_NAMES, type SchedulerName } from '../schedulers/index.js';
 import { checkDevice } from '../tensor/device.js';
 import { collectSubjects, loadReferences, type SubjectSpec } from './subject-spec.js';
+import { interruptible } from './interrupt.js';
 import { integer, number } from './numbers.js';
 import { progressReporter } from './progress.js';
 
@@ -180,14 +181,10 @@ export function describeSubjects(specs: readonly SubjectSpec[] = []): { word: st
 /** Runs `work` with Ctrl-C aborting it between steps, and a progress bar (quiet under --json). */
 export async function withProgress<T>(label: string, quiet: boolean | undefined, work: (signal: AbortSignal, onProgress: (p: Progress) => void) => Promise<T>): Promise<T> {
   const progress = progressReporter(label, quiet);
-  const controller = new AbortController();
-  const onSigint = () => controller.abort();
-  process.once('SIGINT', onSigint);
   try {
-    return await work(controller.signal, (p) => progress.update(p.step, p.steps, `${(p.elapsedMs / p.step / 1000).toFixed(2)} s/step`));
+    return await interruptible((signal) => work(signal, (p) => progress.update(p.step, p.steps, `${(p.elapsedMs / p.step / 1000).toFixed(2)} s/step`)));
   } finally {
     progress.stop();
-    process.off('SIGINT', onSigint);
   }
 }
 

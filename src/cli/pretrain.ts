@@ -5,6 +5,7 @@ import { checkDevice } from '../tensor/device.js';
 import { readPretrainConfig, type StageName, STAGES } from '../train/pretrain/config.js';
 import { pretrain, runStage } from '../train/pretrain/pretrain.js';
 import type { StageRecord } from '../train/pretrain/runner.js';
+import { interruptible } from './interrupt.js';
 import { progressReporter, type ProgressReporter } from './progress.js';
 import { formatDuration } from './train.js';
 
@@ -43,9 +44,6 @@ export function pretrainCommand(): Command {
       const config = readPretrainConfig(flags.config);
       const device = checkDevice(flags.device);
       if (typeof flags.resume === 'string' && flags.stage === 'all') throw new Error('--resume with a checkpoint file needs --stage (the stage the checkpoint belongs to)');
-      const abort = new AbortController();
-      const onSigint = () => abort.abort();
-      process.once('SIGINT', onSigint);
       const withEta = !process.stderr.isTTY;
       const say = (text: string) => {
         if (!flags.quiet) console.error(`pretrain: ${text}`);
@@ -62,12 +60,13 @@ export function pretrainCommand(): Command {
         bar.progress!.update(r.step, total, note(r, withEta ? perStep * (total - r.step) : null));
       };
       try {
-        const common = { config, device, signal: abort.signal, onNote: say, onStep };
-        if (typeof flags.resume === 'string') await runStage({ ...common, stage: flags.stage as StageName, resume: flags.resume });
-        else await pretrain({ ...common, stages: flags.stage === 'all' ? STAGES : [flags.stage], resume: Boolean(flags.resume) });
+        await interruptible(async (signal) => {
+          const common = { config, device, signal, onNote: say, onStep };
+          if (typeof flags.resume === 'string') await runStage({ ...common, stage: flags.stage as StageName, resume: flags.resume });
+          else await pretrain({ ...common, stages: flags.stage === 'all' ? STAGES : [flags.stage], resume: Boolean(flags.resume) });
+        });
       } finally {
         bar.progress?.stop();
-        process.off('SIGINT', onSigint);
       }
     });
 }

@@ -9,6 +9,7 @@ import { latestCheckpoint } from '../train/checkpoint.js';
 import { readTrainConfig } from '../train/config.js';
 import type { StepRecord } from '../train/log.js';
 import { Trainer } from '../train/trainer.js';
+import { interruptible } from './interrupt.js';
 import { progressReporter } from './progress.js';
 
 /** Seconds as "45s", "12m05s" or "3h07m". */
@@ -55,37 +56,37 @@ export function trainCommand(): Command {
       const device = checkDevice(flags.device);
       const sd = openStableDiffusion(config.model, { device });
       const imageEncoder = openImageEncoder(encoderDir, { device });
-      const abort = new AbortController();
-      const onSigint = () => abort.abort();
-      process.once('SIGINT', onSigint);
       const progress = progressReporter('train', flags.quiet);
-      let trainer: Trainer | null = null;
+      // Assigned inside the interruptible work; `as` keeps TypeScript from narrowing it to null here.
+      let trainer = null as Trainer | null;
       try {
-        trainer = await Trainer.create({ sd, imageEncoder, config, resume });
-        const t = trainer;
-        // it/s and the ETA from this process's average pace (sampling and checkpoints included: a
-        // single step's speed jumps around); a terminal's bar shows its own ETA, so the note
-        // carries one only in plain logs.
-        const started = performance.now();
-        const firstStep = t.step;
-        const withEta = !process.stderr.isTTY;
-        await t.run({
-          signal: abort.signal,
-          onStep: (r) => {
-            const perStep = (performance.now() - started) / 1000 / (r.step - firstStep);
-            progress.update(r.step, config.steps, stepNote(r, 1 / perStep, withEta ? perStep * (config.steps - r.step) : null));
-          },
-          onSample: (s) => {
-            if (withEta && !flags.quiet) console.error(`train: step ${s.step}: wrote ${join(config.outputDir, s.image)} and its routing maps (${s.seconds.toFixed(1)} s)`);
-          },
+        await interruptible(async (signal) => {
+          const t = (trainer = await Trainer.create({ sd, imageEncoder, config, resume }));
+          // it/s and the ETA from this process's average pace (sampling and checkpoints included: a
+          // single step's speed jumps around); a terminal's bar shows its own ETA, so the note
+          // carries one only in plain logs.
+          const started = performance.now();
+          const firstStep = t.step;
+          const withEta = !process.stderr.isTTY;
+          try {
+            await t.run({
+              signal,
+              onStep: (r) => {
+                const perStep = (performance.now() - started) / 1000 / (r.step - firstStep);
+                progress.update(r.step, config.steps, stepNote(r, 1 / perStep, withEta ? perStep * (config.steps - r.step) : null));
+              },
+              onSample: (s) => {
+                if (withEta && !flags.quiet) console.error(`train: step ${s.step}: wrote ${join(config.outputDir, s.image)} and its routing maps (${s.seconds.toFixed(1)} s)`);
+              },
+            });
+          } catch (error) {
+            // Interrupted: keep what was learned since the last checkpoint.
+            if (signal.aborted) console.error(`moa: stopped at step ${t.step}; checkpoint ${t.saveCheckpoint()}`);
+            throw error;
+          }
         });
-      } catch (error) {
-        // Interrupted: keep what was learned since the last checkpoint.
-        if (abort.signal.aborted && trainer) console.error(`moa: stopped at step ${trainer.step}; checkpoint ${trainer.saveCheckpoint()}`);
-        throw error;
       } finally {
         progress.stop();
-        process.off('SIGINT', onSigint);
         trainer?.dispose();
         imageEncoder.dispose();
         disposeStableDiffusion(sd);

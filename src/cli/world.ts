@@ -3,6 +3,7 @@
 import { Command } from 'commander';
 import { writeWorld, type WorldSummary } from '../world/write.js';
 import { integer, number } from './numbers.js';
+import { interruptible } from './interrupt.js';
 import { progressReporter, type ProgressReporter } from './progress.js';
 
 interface WorldFlags {
@@ -56,29 +57,28 @@ export function worldCommand(): Command {
         'Train with `dataRoot: world` in the training config; held-out images are in image_ids_test.txt.',
     )
     .action(async (flags: WorldFlags) => {
-      const abort = new AbortController();
-      const onSigint = () => abort.abort();
-      process.once('SIGINT', onSigint);
       const reporters: Record<string, ProgressReporter> = {};
       const shown: { reporter: ProgressReporter | null } = { reporter: null };
       try {
-        const summary = await writeWorld({
-          out: flags.out,
-          images: flags.images,
-          seed: flags.seed,
-          size: flags.size,
-          identities: flags.identities,
-          heldOutFraction: flags.heldOut,
-          force: flags.force,
-          workers: flags.workers,
-          signal: abort.signal,
-          onProgress: ({ phase, done, total }) => {
-            const reporter = (reporters[phase] ??= progressReporter(phase, flags.quiet || flags.json));
-            if (shown.reporter !== reporter) shown.reporter?.stop();
-            shown.reporter = reporter;
-            reporter.update(done, total);
-          },
-        });
+        const summary = await interruptible((signal) =>
+          writeWorld({
+            out: flags.out,
+            images: flags.images,
+            seed: flags.seed,
+            size: flags.size,
+            identities: flags.identities,
+            heldOutFraction: flags.heldOut,
+            force: flags.force,
+            workers: flags.workers,
+            signal,
+            onProgress: ({ phase, done, total }) => {
+              const reporter = (reporters[phase] ??= progressReporter(phase, flags.quiet || flags.json));
+              if (shown.reporter !== reporter) shown.reporter?.stop();
+              shown.reporter = reporter;
+              reporter.update(done, total);
+            },
+          }),
+        );
         shown.reporter?.stop();
         shown.reporter = null;
         console.log(flags.json ? JSON.stringify(summary, null, 2) : formatSummary(summary));
@@ -87,7 +87,6 @@ export function worldCommand(): Command {
         throw error;
       } finally {
         shown.reporter?.stop();
-        process.off('SIGINT', onSigint);
       }
     });
 }
