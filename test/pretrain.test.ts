@@ -236,6 +236,12 @@ describe('pretraining', () => {
     const skipped: string[] = [];
     assert.deepEqual(await pretrain({ config: made, stages: ['vae', 'image-encoder', 'base'], resume: true, onNote: (n) => skipped.push(n) }), []);
     assert.equal(skipped.filter((n) => /already done .*; skipped/.test(n)).length, 3);
+    // A finished stage trained again (here with a new config) resumes its unfinished run instead of being skipped.
+    const again = config('again', { imageEncoder: { steps: 4, checkpointEvery: 2 } });
+    cpSync(made.outputDir, again.outputDir, { recursive: true });
+    await runStage({ config: again, stage: 'image-encoder', until: 2 });
+    const [rerun] = await pretrain({ config: again, stages: ['image-encoder'], resume: true });
+    assert.deepEqual(rerun?.records.map((r) => r.step), [3, 4]);
   });
 
   test('the command: bad flags exit 2, bad configs exit 1 with the field named', () => {

@@ -36,7 +36,7 @@ export function pretrainCommand(): Command {
     .description('train a small text-to-image model from scratch (VAE, image encoder, text encoder + UNet) on an FFHQ-wild folder; writes a diffusers folder')
     .requiredOption('--config <file>', 'pretraining config (.json, .yaml or .yml): data, model sizes, stages (see configs/world-base.yaml)')
     .option('--stage <stage>', `which stage: ${STAGES.join(', ')} or all (in that order)`, parseStage, 'all')
-    .option('--resume [checkpoint]', 'continue: from a checkpoint of --stage, or (no file) each stage from its newest checkpoint, skipping finished stages')
+    .option('--resume [checkpoint]', 'continue: from a checkpoint of --stage, or (no file) each stage from its newest checkpoint, skipping finished stages (unless trained again and not finished yet)')
     .option('--device <device>', "'cpu' or 'cuda[:n]'", 'cpu')
     .option('--quiet', 'no progress output')
     .addHelpText('after', '\nExamples:\n  $ moa pretrain --config configs/world-base.yaml\n  $ moa pretrain --config configs/world-base.yaml --stage base --resume')

@@ -18,14 +18,10 @@ import { installRoutes } from './routes.js';
 import { Uploads } from './uploads.js';
 import { installWeb, defaultWebDir } from './web.js';
 import { WorkerHost } from './worker-host.js';
+import type { WorkerInit } from './worker/protocol.js';
 
-export interface ServerOptions extends Limits {
-  model: string;
-  moa: string | null;
-  imageEncoder?: string;
-  tokenizer?: string;
-  precision: string;
-  device: string;
+/** The worker's fields (model, precision, device, previews) and the server's own. */
+export interface ServerOptions extends Limits, WorkerInit {
   host: string;
   port: number;
   token?: string;
@@ -33,7 +29,6 @@ export interface ServerOptions extends Limits {
   out: string;
   /** Jobs that may wait behind the running one. */
   maxQueue: number;
-  previewEvery: number;
   /** The studio's folder (default <repo>/web). */
   webDir?: string;
   /** Fastify's logger (off by default). */

@@ -30,6 +30,13 @@ export function checkpointPath(outputDir: string, step: number): string {
   return join(checkpointDir(outputDir), `step-${String(step).padStart(8, '0')}.safetensors`);
 }
 
+/** The step a checkpoint file is named for (step-00000250.safetensors → 250). */
+export function checkpointStep(path: string): number {
+  const match = /step-(\d+)\.safetensors$/.exec(path);
+  if (!match) throw new Error(`'${path}' is not named like a checkpoint (step-N.safetensors)`);
+  return Number(match[1]);
+}
+
 /** The checkpoint with the highest step in outputDir, or null. */
 export function latestCheckpoint(outputDir: string): string | null {
   const dir = checkpointDir(outputDir);

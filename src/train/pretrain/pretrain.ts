@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { Device } from '../../tensor/device.js';
 import { readImageIds } from '../data/index.js';
 import { mixSeed } from '../data/rng.js';
+import { checkpointStep, latestCheckpoint } from '../checkpoint.js';
 import { type PretrainConfig, type StageName, STAGES, stageConfig } from './config.js';
 import { BaseTask } from './base-stage.js';
 import { ContrastiveHead, ImageEncoderTask } from './image-encoder-stage.js';
@@ -153,7 +154,10 @@ export async function pretrain(options: PretrainOptions): Promise<StageResult[]>
   const results: StageResult[] = [];
   for (const stage of STAGES.filter((s) => options.stages.includes(s))) {
     const done = readStatus(options.config.outputDir).stages[stage];
-    if (options.resume && done) {
+    // A stage trained again (say with more steps) is resumed, not skipped, while its run is unfinished.
+    const latest = latestCheckpoint(stageDir(options.config, stage));
+    const rerunning = latest !== null && checkpointStep(latest) < stageConfig(options.config, stage).steps;
+    if (options.resume && done && !rerunning) {
       options.onNote?.(`${stage}: already done (${done.steps} steps, ${done.finishedAt}); skipped`);
       continue;
     }
