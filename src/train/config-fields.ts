@@ -1,6 +1,6 @@
 // Field readers for the training configs: each checks one field and fills in its default. A
-// failure names the field ('stages.vae.lr') through the error its config makes, so every config
-// keeps its own error class and message prefix.
+// failure names the field ('stages.vae.lr') through the error its config makes (a ConfigFieldError
+// subclass with the config's own name and message prefix).
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
@@ -15,6 +15,18 @@ export interface NumCheck {
   max?: number;
   positive?: boolean;
   below?: number;
+}
+
+/** A config field that is wrong: the message names the config kind and the field. */
+export class ConfigFieldError extends Error {
+  constructor(
+    kind: string,
+    readonly field: string,
+    problem: string,
+  ) {
+    super(`${kind}: '${field}' ${problem}`);
+    this.name = new.target.name;
+  }
 }
 
 /** `at.key`, or `key` at the top level. */

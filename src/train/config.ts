@@ -1,5 +1,5 @@
 // Training configuration: read from JSON or YAML, every field checked, errors name the field.
-import { fieldReader, isObject, readConfigFile } from './config-fields.js';
+import { ConfigFieldError, fieldReader, isObject, readConfigFile } from './config-fields.js';
 import { DEFAULT_LOSS_CONFIG, type LossConfig } from './losses/index.js';
 
 export type LrSchedule = 'constant' | 'cosine';
@@ -54,13 +54,9 @@ export interface TrainConfig {
   moa: Record<string, unknown>;
 }
 
-export class TrainConfigError extends Error {
-  constructor(
-    readonly field: string,
-    problem: string,
-  ) {
-    super(`training config: '${field}' ${problem}`);
-    this.name = 'TrainConfigError';
+export class TrainConfigError extends ConfigFieldError {
+  constructor(field: string, problem: string) {
+    super('training config', field, problem);
   }
 }
 

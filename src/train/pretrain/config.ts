@@ -3,7 +3,7 @@
 // keys are refused (typos), and errors name the field.
 import { join } from 'node:path';
 import type { LrSchedule, TrainPrecision } from '../config.js';
-import { fieldReader, isObject, type Raw, readConfigFile } from '../config-fields.js';
+import { ConfigFieldError, fieldReader, isObject, type Raw, readConfigFile } from '../config-fields.js';
 import { checkModelConfigs, type ModelConfigs } from './model-configs.js';
 
 export const STAGES = ['vae', 'image-encoder', 'base'] as const;
@@ -78,13 +78,9 @@ export interface PretrainConfig {
   stages: { vae: VaeStageConfig; imageEncoder: ImageEncoderStageConfig; base: BaseStageConfig };
 }
 
-export class PretrainConfigError extends Error {
-  constructor(
-    readonly field: string,
-    problem: string,
-  ) {
-    super(`pretrain config: '${field}' ${problem}`);
-    this.name = 'PretrainConfigError';
+export class PretrainConfigError extends ConfigFieldError {
+  constructor(field: string, problem: string) {
+    super('pretrain config', field, problem);
   }
 }
 
