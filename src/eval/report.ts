@@ -167,15 +167,17 @@ export function formatReport(report: EvalReport): string {
   const names = Object.keys(report.variants) as VariantName[];
   const counts = Object.keys(report.variants[names[0]!]?.identity ?? {});
   const rows: string[] = [];
+  // The label column fits the longest label with a space to spare.
   const pad = (s: string, n: number) => s.padEnd(n);
-  rows.push(`${pad('identity match (attribute accuracy)', 38)}${names.map((n) => pad(n, 22)).join('')}`);
+  const LABEL = 40;
+  rows.push(`${pad('identity match (attribute accuracy)', LABEL)}${names.map((n) => pad(n, 22)).join('')}`);
   for (const k of counts) {
-    rows.push(`${pad(k === 'all' ? '  all subjects' : `  ${k} subject${k === '1' ? '' : 's'}`, 38)}${names.map((n) => pad(`${pct(report.variants[n]!.identity[k]?.identityMatch)} (${pct(report.variants[n]!.identity[k]?.attributeAccuracy)})`, 22)).join('')}`);
+    rows.push(`${pad(k === 'all' ? '  all subjects' : `  ${k} subject${k === '1' ? '' : 's'}`, LABEL)}${names.map((n) => pad(`${pct(report.variants[n]!.identity[k]?.identityMatch)} (${pct(report.variants[n]!.identity[k]?.attributeAccuracy)})`, 22)).join('')}`);
   }
-  rows.push(`${pad('context: scene kind / time', 38)}${names.map((n) => pad(`${pct(report.variants[n]!.context.kind)} / ${pct(report.variants[n]!.context.time)}`, 22)).join('')}`);
-  rows.push(`${pad('swap: changed inside / outside, ratio', 38)}${names.map((n) => { const d = report.variants[n]!.disentanglement; return pad(d ? `${pct(d.inside)} / ${pct(d.outside)}, ${num(d.ratio, 1)}` : '–', 22); }).join('')}`);
-  rows.push(`${pad('prior: mean |MoA − base| (no subjects)', 38)}${names.map((n) => pad(num(report.variants[n]!.priorPreservation?.meanAbsDiff), 22)).join('')}`);
-  rows.push(`${pad('routing r1 in / out subjects, IoU', 38)}${names.map((n) => { const r = report.variants[n]!.routing; return pad(r ? `${num(r.inside)} / ${num(r.outside)}, ${num(r.iou, 2)}` : '–', 22); }).join('')}`);
+  rows.push(`${pad('context: scene kind / time', LABEL)}${names.map((n) => pad(`${pct(report.variants[n]!.context.kind)} / ${pct(report.variants[n]!.context.time)}`, 22)).join('')}`);
+  rows.push(`${pad('swap: changed inside / outside, ratio', LABEL)}${names.map((n) => { const d = report.variants[n]!.disentanglement; return pad(d ? `${pct(d.inside)} / ${pct(d.outside)}, ${num(d.ratio, 1)}` : '–', 22); }).join('')}`);
+  rows.push(`${pad('prior: mean |MoA − base| (no subjects)', LABEL)}${names.map((n) => pad(num(report.variants[n]!.priorPreservation?.meanAbsDiff), 22)).join('')}`);
+  rows.push(`${pad('routing r1 in / out subjects, IoU', LABEL)}${names.map((n) => { const r = report.variants[n]!.routing; return pad(r ? `${num(r.inside)} / ${num(r.outside)}, ${num(r.iou, 2)}` : '–', 22); }).join('')}`);
   const ref = report.judges.onReferences;
   rows.push(`judges on the references: identity match ${pct(ref.identityMatch)}, attributes ${pct(ref.attributeAccuracy)} (reliable attributes: ${report.judges.reliableAttributes.join(', ') || 'none'})`);
   rows.push(`${report.cases.length} prompts in ${report.seconds} s`);
