@@ -2,11 +2,12 @@
 # Installs the system packages moa builds against on Debian 12 / Ubuntu: libtorch (CPU) with
 # OpenBLAS (without it matmul falls back to the reference BLAS, ~50x slower), and the C++
 # toolchain node-gyp needs, and Chromium for the web studio's browser tests (playwright-core
-# drives Debian's chromium; Playwright's own browser download does not work offline). Skips what
-# is already there. Set LIBTORCH to use your own libtorch.
+# drives Debian's chromium; Playwright's own browser download does not work offline), and a font
+# for the text sharp draws (the eval grid's column names). Skips what is already there. Set
+# LIBTORCH to use your own libtorch.
 set -euo pipefail
 
-packages=(g++ make python3 libopenblas0-pthread chromium)
+packages=(g++ make python3 libopenblas0-pthread chromium fonts-dejavu-core)
 [ -n "${LIBTORCH:-}" ] || packages+=(libtorch-dev)
 
 missing=()

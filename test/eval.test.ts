@@ -12,6 +12,7 @@ import { Judges, type JudgesShape } from '../src/eval/judges.js';
 import { classIndex } from '../src/eval/labels.js';
 import { changedPixels, meanAbsDiff, routingOverlap, scoreSubject, swapChange } from '../src/eval/metrics.js';
 import { dilate, findRegions, matchSubjects, unionMask } from '../src/eval/regions.js';
+import { HEADER } from '../src/eval/grid.js';
 import { renderJudgeScene, shrinkLabels } from '../src/eval/render.js';
 import type { EvalReport } from '../src/eval/report.js';
 import { trainJudges } from '../src/eval/train-judges.js';
@@ -235,7 +236,9 @@ describe('moa eval end to end', { skip: shipped || (existsSync(CLIP_VOCAB) ? fal
     assert.equal(report.grid.rows.length, 4); // two cases, two swaps
     const grid = await sharp(join(out, 'grid.png')).metadata();
     assert.equal(grid.width, report.grid.columns.length * 132 + 4);
-    assert.equal(grid.height, 4 * 132 + 4);
+    assert.equal(grid.height, HEADER + 4 * 132 + 4); // the column names' strip, then four rows
+    const strip = await sharp(join(out, 'grid.png')).extract({ left: 0, top: 0, width: grid.width!, height: HEADER }).raw().toBuffer();
+    assert.ok(Math.min(...strip) < 128, 'the column names are drawn in the strip');
     const bad = spawnSync(process.execPath, [cli, 'eval', '--model', tiny.model, '--moa', tiny.moa, '--judges', join(work, 'nowhere'), '--out', out], { encoding: 'utf8' });
     assert.equal(bad.status, 1);
     assert.match(bad.stderr, /no judges in .*nowhere/);

@@ -1,9 +1,12 @@
-// The eval's picture grid. One row per case: its references (up to four), then each variant's
+// The eval's picture grid, its columns named in a strip above. One row per case: its references (up to four), then each variant's
 // generation (the order of the report's variants), then MoA's mean personal routing over its
 // image. One row per swap: the two references, then MoA's image with each, then the change map
 // (dark: unchanged, blue: the subjects' region, yellow: changed inside it, red: changed outside).
+import sharp from 'sharp';
+import { writeFileAtomically } from '../io/atomic.js';
 import { overlayHeatmap } from '../io/heatmap.js';
-import { writePng } from '../io/image.js';
+import { encodePng } from '../io/image.js';
+import { addPngText } from '../io/png-text.js';
 import { full, tensor } from '../tensor/create.js';
 import { interpolate } from '../tensor/functional.js';
 import { tidy } from '../tensor/scope.js';
@@ -90,11 +93,30 @@ export function buildGrid(images: EvalImages, variants: readonly VariantName[], 
   }
 }
 
-/** Writes the grid as a PNG (atomically); returns its layout. */
+/** Height of the strip above the grid that names its columns. */
+export const HEADER = 24;
+
+const escapeXml = (text: string) => text.replace(/[<>&"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;' })[c]!);
+
+/** The grid as a PNG with each column's name above it (drawn by sharp from SVG). */
+async function labelledPng(grid: Tensor, columns: readonly string[], cellSize: number): Promise<Buffer> {
+  const width = grid.size(2);
+  const labels = columns.map((name, c) => `<text x="${GUTTER + c * (cellSize + GUTTER) + cellSize / 2}" y="${HEADER - 7}" text-anchor="middle">${escapeXml(name)}</text>`);
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${HEADER}"><style>text { font: 13px sans-serif; fill: #333; }</style>${labels.join('')}</svg>`;
+  const grey = Math.round(BACKGROUND * 255);
+  return sharp(await encodePng(grid))
+    .extend({ top: HEADER, background: { r: grey, g: grey, b: grey } })
+    .composite([{ input: Buffer.from(svg), top: 0, left: 0 }])
+    .png()
+    .toBuffer();
+}
+
+/** Writes the grid as a PNG (atomically), its columns named above it; returns its layout. */
 export async function writeGrid(path: string, images: EvalImages, variants: readonly VariantName[], prompts: readonly string[], cellSize = 128): Promise<GridLayout> {
   const { grid, layout } = buildGrid(images, variants, prompts, cellSize);
   try {
-    await writePng(path, grid, { Software: 'moa', layout: JSON.stringify(layout) });
+    const png = await labelledPng(grid, layout.columns, cellSize);
+    writeFileAtomically(path, addPngText(png, { Software: 'moa', layout: JSON.stringify(layout) }));
   } finally {
     grid.dispose();
   }
