@@ -1,7 +1,8 @@
-// The eval's picture grid, its columns named in a strip above. One row per case: its references (up to four), then each variant's
-// generation (the order of the report's variants), then MoA's mean personal routing over its
-// image. One row per swap: the two references, then MoA's image with each, then the change map
-// (dark: unchanged, blue: the subjects' region, yellow: changed inside it, red: changed outside).
+// The eval's picture grid, its columns named in a strip above. One row per case: its references
+// (up to four), then each variant's generation (the order of the report's variants), then MoA's
+// mean personal routing over its image. One row per swap: the two references, then MoA's image
+// with each, then the change map (dark: unchanged, blue: the subjects' region, yellow: changed
+// inside it, red: changed outside).
 import sharp from 'sharp';
 import { writeFileAtomically } from '../io/atomic.js';
 import { overlayHeatmap } from '../io/heatmap.js';
