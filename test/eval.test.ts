@@ -238,7 +238,7 @@ describe('moa eval end to end', { skip: shipped || (existsSync(CLIP_VOCAB) ? fal
     assert.equal(grid.width, report.grid.columns.length * 132 + 4);
     assert.equal(grid.height, HEADER + 4 * 132 + 4); // the column names' strip, then four rows
     const strip = await sharp(join(out, 'grid.png')).extract({ left: 0, top: 0, width: grid.width!, height: HEADER }).raw().toBuffer();
-    assert.ok(Math.min(...strip) < 128, 'the column names are drawn in the strip');
+    assert.ok(strip.some((v) => v < 128), 'the column names are drawn in the strip');
     const bad = spawnSync(process.execPath, [cli, 'eval', '--model', tiny.model, '--moa', tiny.moa, '--judges', join(work, 'nowhere'), '--out', out], { encoding: 'utf8' });
     assert.equal(bad.status, 1);
     assert.match(bad.stderr, /no judges in .*nowhere/);

@@ -2,7 +2,7 @@
 // holding MoA's weights, the optimizer state, the EMA weights and the noise generator's state,
 // plus metadata (step, loader position, config) — everything an exact resume needs.
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { loadSafetensors, saveSafetensors } from '../io/safetensors.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { TrainConfig } from './config.js';
@@ -30,19 +30,26 @@ export function checkpointPath(outputDir: string, step: number): string {
   return join(checkpointDir(outputDir), `step-${String(step).padStart(8, '0')}.safetensors`);
 }
 
+/** A checkpoint's file name: step-00000250.safetensors (zero-padded, so names sort by step). */
+const CHECKPOINT_FILE = /^step-(\d+)\.safetensors$/;
+
 /** The step a checkpoint file is named for (step-00000250.safetensors → 250). */
 export function checkpointStep(path: string): number {
-  const match = /step-(\d+)\.safetensors$/.exec(path);
+  const match = CHECKPOINT_FILE.exec(basename(path));
   if (!match) throw new Error(`'${path}' is not named like a checkpoint (step-N.safetensors)`);
   return Number(match[1]);
 }
 
+/** The checkpoint file names in outputDir's checkpoints folder, oldest step first. */
+export function checkpointFiles(outputDir: string): string[] {
+  const dir = checkpointDir(outputDir);
+  return existsSync(dir) ? readdirSync(dir).filter((f) => CHECKPOINT_FILE.test(f)).sort() : [];
+}
+
 /** The checkpoint with the highest step in outputDir, or null. */
 export function latestCheckpoint(outputDir: string): string | null {
-  const dir = checkpointDir(outputDir);
-  if (!existsSync(dir)) return null;
-  const files = readdirSync(dir).filter((f) => /^step-\d+\.safetensors$/.test(f)).sort();
-  return files.length ? join(dir, files.at(-1)!) : null;
+  const latest = checkpointFiles(outputDir).at(-1);
+  return latest ? join(checkpointDir(outputDir), latest) : null;
 }
 
 export function saveCheckpoint(path: string, state: CheckpointState): void {

@@ -4,7 +4,7 @@
 // a JSONL log, and atomic checkpoints (weights, optimizer, EMA, generator, data position) from
 // which a resumed run repeats the uninterrupted one exactly. A stage supplies its networks, its
 // batches and its loss.
-import { readdirSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Module } from '../../nn/module.js';
 import { autocast } from '../../tensor/autocast.js';
@@ -14,7 +14,7 @@ import { Generator } from '../../tensor/generator.js';
 import { AdamW, clipGradNorm } from '../../tensor/optim.js';
 import { tidy } from '../../tensor/scope.js';
 import type { Tensor } from '../../tensor/tensor.js';
-import { checkpointDir, checkpointPath, latestCheckpoint, loadCheckpoint, saveCheckpoint } from '../checkpoint.js';
+import { checkpointDir, checkpointFiles, checkpointPath, latestCheckpoint, loadCheckpoint, saveCheckpoint } from '../checkpoint.js';
 import type { TrainConfig, TrainPrecision } from '../config.js';
 import type { DataPosition } from '../data/index.js';
 import { JsonlLog, type StepRecord } from '../log.js';
@@ -188,7 +188,7 @@ export class StageRunner<B> {
     } finally {
       for (const t of [rng, ...Object.values(optimizer), ...Object.values(weights)]) t.dispose();
     }
-    const files = readdirSync(checkpointDir(dir)).filter((f) => /^step-\d+\.safetensors$/.test(f)).sort();
+    const files = checkpointFiles(dir);
     for (const old of files.slice(0, Math.max(0, files.length - keepCheckpoints))) rmSync(join(checkpointDir(dir), old));
     return path;
   }
