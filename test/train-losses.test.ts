@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { MoA, moaConfig, type SubjectBinding } from '../src/moa/index.js';
 import { UNet2DConditionModel } from '../src/models/unet/index.js';
-import { drawMaskDecisions, maskedDiffusionLoss, objectLoss, routerLoss, totalLoss } from '../src/train/losses/index.js';
+import { drawMaskDecisions, maskedDiffusionLoss, objectLoss, routerLoss, subjectRoutingLoss, totalLoss } from '../src/train/losses/index.js';
 import { TrainingRecorder } from '../src/train/recorder.js';
 import { Generator, gradcheck, randn, type Tensor, tensor, tidy } from '../src/tensor/index.js';
 import { close, rnd, settledLiveTensors } from './helpers.js';
@@ -50,7 +50,8 @@ function refUpsample(plane: number[], h: number, w: number, H: number, W: number
   return out;
 }
 
-function refRouter(layers: { r1: number[]; h: number; w: number }[], mask: number[], B: number, H: number, W: number): number {
+/** The router loss, or with `subjects` the subject routing loss. */
+function refRouter(layers: { r1: number[]; h: number; w: number }[], mask: number[], B: number, H: number, W: number, subjects = false): number {
   let sum = 0;
   for (let b = 0; b < B; b++) {
     const r0 = fill(H * W, 0);
@@ -58,7 +59,10 @@ function refRouter(layers: { r1: number[]; h: number; w: number }[], mask: numbe
       const up = refUpsample(r1.slice(b * h * w, (b + 1) * h * w).map((v) => 1 - v), h, w, H, W);
       up.forEach((v, i) => (r0[i]! += v / layers.length));
     }
-    for (let i = 0; i < H * W; i++) sum += ((1 - mask[b * H * W + i]!) * (1 - r0[i]!)) ** 2;
+    for (let i = 0; i < H * W; i++) {
+      const m = mask[b * H * W + i]!;
+      sum += (subjects ? m * r0[i]! : (1 - m) * (1 - r0[i]!)) ** 2;
+    }
   }
   return sum / (B * H * W);
 }
@@ -164,6 +168,42 @@ describe('router loss', () => {
       assert.equal(loss((bg) => (bg ? 0.3 : 0)), loss((bg) => (bg ? 0.3 : 1)));
     });
   });
+
+  test('subject routing: matches a plain computation and gradchecks', () => {
+    tidy(() => close([subjectRoutingLoss(maps(), f64(mask, [2, 1, 4, 4])).item()], [refRouter(layers, mask, 2, 4, 4, true)], 1e-12));
+    tidy(() => gradcheck((a, b) => subjectRoutingLoss([a!, b!], f64(mask, [2, 1, 4, 4])), maps(true)));
+  });
+
+  test('subject routing: 0 with r1 = 1 on subjects, falls as subject r1 grows, and ignores the background', () => {
+    tidy(() => {
+      const m = f64(mask, [2, 1, 4, 4]);
+      const loss = (r1: (bg: boolean) => number) => subjectRoutingLoss([f64(mask.map((v) => r1(v === 0)), [2, 4, 4])], m).item();
+      assert.equal(loss((bg) => (bg ? 0.7 : 1)), 0);
+      const values = [0, 0.3, 0.6, 0.9].map((v) => loss((bg) => (bg ? 0.5 : v)));
+      for (let i = 1; i < values.length; i++) assert.ok(values[i]! < values[i - 1]!, `falls: ${values}`);
+      assert.equal(loss((bg) => (bg ? 0 : 0.4)), loss((bg) => (bg ? 1 : 0.4)));
+    });
+  });
+
+  test('the total weighs each term by its λ (subject routing off unless asked)', () => {
+    tidy(() => {
+      const inputs = {
+        pred: f64(rnd(64, 12, -1, 1), [2, 2, 4, 4]),
+        target: f64(rnd(64, 13, -1, 1), [2, 2, 4, 4]),
+        unionMask: f64(mask, [2, 1, 4, 4]),
+        subjectMasks: f64(mask, [2, 1, 4, 4]),
+        subjectCounts: [1, 1],
+        r1Maps: maps(),
+        attentionMaps: [f64(rnd(32, 14, 0, 1), [2, 1, 4, 4])],
+      };
+      const lambdas = { router: 0.5, routerSubject: 2, object: 0.1, maskProbability: 0.5 };
+      const t = totalLoss({ ...inputs, generator: new Generator(3) }, lambdas);
+      const expected = t.diffusion.item() + 0.5 * t.router.item() + 2 * t.routerSubject.item() + 0.1 * t.object.item();
+      close([t.total.item()], [expected], 1e-12);
+      const spec = totalLoss({ ...inputs, generator: new Generator(3) }, { object: 0.1 });
+      close([spec.total.item()], [spec.diffusion.item() + spec.router.item() + 0.1 * spec.object.item()], 1e-12);
+    });
+  });
 });
 
 describe('object loss', () => {
@@ -228,7 +268,7 @@ function setup() {
   return { unet, moa, x, noise, subjects, subjectMasks, unionMask };
 }
 
-function step(s: ReturnType<typeof setup>, recorder: TrainingRecorder, which: 'total' | 'router' | 'object') {
+function step(s: ReturnType<typeof setup>, recorder: TrainingRecorder, which: 'total' | 'router' | 'routerSubject' | 'object') {
   tidy(() => {
     const pred = s.unet.forward(s.x.sample, s.x.timestep, s.x.text, { moa: { subjects: s.subjects, timestep: s.x.timestep, recorder } });
     const terms = totalLoss({
@@ -276,6 +316,9 @@ describe('training recorder and losses on a tiny MoA UNet', () => {
     // last starts at zero weights).
     step(s, recorder, 'router');
     for (const l of s.moa.layers) assert.ok(nonzero(l.router.at(2).getParameter('weight')!.grad), `${l.name} router`);
+    zero();
+    step(s, recorder, 'routerSubject');
+    for (const l of s.moa.layers) assert.ok(nonzero(l.router.at(2).getParameter('weight')!.grad), `${l.name} router (subject routing)`);
     zero();
     // The object loss alone trains the personal cross-attention.
     step(s, recorder, 'object');

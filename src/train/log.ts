@@ -8,6 +8,7 @@ export interface StepRecord {
   loss: number;
   diffusion: number;
   router: number;
+  routerSubject: number;
   object: number;
   lr: number;
   /** The gradient norm before clipping. */

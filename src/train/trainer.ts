@@ -133,7 +133,7 @@ export class Trainer {
     const lr = learningRate(this.step, this.config);
     this.optimizer.setLr(lr);
     this.optimizer.zeroGrad();
-    const sums = { loss: 0, diffusion: 0, router: 0, object: 0 };
+    const sums = { loss: 0, diffusion: 0, router: 0, routerSubject: 0, object: 0 };
     for (let i = 0; i < accumulation; i++) {
       const batch = await this.loader.nextBatch();
       try {
@@ -164,7 +164,7 @@ export class Trainer {
   }
 
   /** Forward and backward on one batch; gradients accumulate scaled by `scale`. */
-  #microStep(batch: Batch, scale: number): { loss: number; diffusion: number; router: number; object: number } {
+  #microStep(batch: Batch, scale: number): Omit<StepRecord, 'step' | 'lr' | 'gradNorm' | 'itPerSec'> {
     return tidy(() => {
       const { sd } = this;
       const B = batch.images.size(0);
@@ -197,7 +197,7 @@ export class Trainer {
         this.config.loss,
       );
       terms.total.mul(scale).backward();
-      return { loss: terms.total.item(), diffusion: terms.diffusion.item(), router: terms.router.item(), object: terms.object.item() };
+      return { loss: terms.total.item(), diffusion: terms.diffusion.item(), router: terms.router.item(), routerSubject: terms.routerSubject.item(), object: terms.object.item() };
     });
   }
 

@@ -1,5 +1,8 @@
-// The router loss [MoA]: background pixels are pushed to the prior (r0 → 1); subject pixels are
-// left free, so the routers learn to send only the subject to the personal branch.
+// The router losses. [MoA]: background pixels are pushed to the prior (r0 → 1); subject pixels are
+// left free. [choice, beyond the spec] an optional pull of subject pixels to the personal branch
+// (r1 → 1): on a small base the free subject pixels followed the background to the prior, since
+// the shared router MLP gets almost no diffusion gradient while the personal expert is still a
+// copy of the prior, and the personal expert learns little while r1 is small.
 import { zeros } from '../../tensor/create.js';
 import { tidy } from '../../tensor/scope.js';
 import type { Tensor } from '../../tensor/tensor.js';
@@ -14,17 +17,28 @@ import { asMask4d, lossFloat, resize } from './common.js';
  * [B, 1, H, W] or [B, H, W], 1 on subjects. With no maps the loss is 0.
  */
 export function routerLoss(r1Maps: readonly Tensor[], unionMask: Tensor): Tensor {
-  return tidy(() => {
-    let mask = asMask4d(lossFloat(unionMask), 'routerLoss union mask');
-    const size: [number, number] = [mask.size(2), mask.size(3)];
-    if (r1Maps.length === 0) return zeros([], { dtype: mask.dtype, device: mask.device });
-    mask = mask.to({ device: r1Maps[0]!.device });
-    const r0 = r1Maps.map((r1) => {
-      if (r1.ndim !== 3 || r1.size(0) !== mask.size(0)) throw new RangeError(`routerLoss: expected r1 [${mask.size(0)}, h, w], not [${r1.shape.join(', ')}]`);
-      return resize(lossFloat(r1).rsub(1).unsqueeze(1), size);
-    });
-    const meanR0 = r0.reduce((a, b) => a.add(b)).div(r0.length);
-    // (1 − M)(1 − R0): the background's share routed away from the prior.
-    return mask.rsub(1).mul(meanR0.rsub(1)).square().mean();
+  // (1 − M)(1 − R0) = (1 − M)·R1: the background's share routed away from the prior.
+  return tidy(() => meanRouting(r1Maps, unionMask, 'routerLoss', (mask, r1) => mask.rsub(1).mul(r1).square().mean()));
+}
+
+/**
+ * L = mean((M ⊙ (1 − R1))²), R1 = mean over layers of r1 (resized as in routerLoss): the subjects'
+ * share left with the prior. Same normalisation as routerLoss (over every pixel), so their
+ * weights compare. With no maps the loss is 0.
+ */
+export function subjectRoutingLoss(r1Maps: readonly Tensor[], unionMask: Tensor): Tensor {
+  return tidy(() => meanRouting(r1Maps, unionMask, 'subjectRoutingLoss', (mask, r1) => mask.mul(r1.rsub(1)).square().mean()));
+}
+
+/** term(M, R1) with R1 the layers' mean r1 on M's grid; 0 when no map was recorded. */
+function meanRouting(r1Maps: readonly Tensor[], unionMask: Tensor, what: string, term: (mask: Tensor, meanR1: Tensor) => Tensor): Tensor {
+  let mask = asMask4d(lossFloat(unionMask), `${what} union mask`);
+  if (r1Maps.length === 0) return zeros([], { dtype: mask.dtype, device: mask.device });
+  const size: [number, number] = [mask.size(2), mask.size(3)];
+  mask = mask.to({ device: r1Maps[0]!.device });
+  const resized = r1Maps.map((r1) => {
+    if (r1.ndim !== 3 || r1.size(0) !== mask.size(0)) throw new RangeError(`${what}: expected r1 [${mask.size(0)}, h, w], not [${r1.shape.join(', ')}]`);
+    return resize(lossFloat(r1).unsqueeze(1), size);
   });
+  return term(mask, resized.reduce((a, b) => a.add(b)).div(resized.length));
 }

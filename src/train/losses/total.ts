@@ -1,21 +1,24 @@
-// The training objective: L = L_diff + λ_router·L_router + λ_obj·L_obj, each term kept for logging.
+// The training objective: L = L_diff + λ_router·L_router + λ_subject·L_subject + λ_obj·L_obj, each
+// term kept for logging.
 import type { Generator } from '../../tensor/generator.js';
 import { tidy } from '../../tensor/scope.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { maskedDiffusionLoss } from './diffusion.js';
 import { objectLoss } from './object.js';
-import { routerLoss } from './router.js';
+import { routerLoss, subjectRoutingLoss } from './router.js';
 
 export interface LossConfig {
   /** λ_router [choice: start at 1.0]. */
   router: number;
+  /** λ_subject: pull of subject pixels to the personal branch [choice beyond the spec; 0 = the spec's loss]. */
+  routerSubject: number;
   /** λ_obj = 1e-3 [FastComposer]. */
   object: number;
   /** Probability of the masked diffusion loss, 0.5 [FastComposer]. */
   maskProbability: number;
 }
 
-export const DEFAULT_LOSS_CONFIG: Readonly<LossConfig> = Object.freeze({ router: 1.0, object: 1e-3, maskProbability: 0.5 });
+export const DEFAULT_LOSS_CONFIG: Readonly<LossConfig> = Object.freeze({ router: 1.0, routerSubject: 0, object: 1e-3, maskProbability: 0.5 });
 
 export interface LossInputs {
   /** The UNet's noise prediction and the true noise, [B, C, H, W] (bf16 allowed). */
@@ -39,6 +42,7 @@ export interface LossTerms {
   total: Tensor;
   diffusion: Tensor;
   router: Tensor;
+  routerSubject: Tensor;
   object: Tensor;
 }
 
@@ -48,8 +52,10 @@ export function totalLoss(inputs: LossInputs, config: Partial<LossConfig> = {}):
   return tidy(() => {
     const diffusion = maskedDiffusionLoss(inputs.pred, inputs.target, inputs.unionMask, { maskProbability: c.maskProbability, generator: inputs.generator });
     const router = routerLoss(inputs.r1Maps, inputs.unionMask);
+    const routerSubject = subjectRoutingLoss(inputs.r1Maps, inputs.unionMask);
     const object = objectLoss(inputs.attentionMaps, inputs.subjectMasks, inputs.subjectCounts);
-    const total = diffusion.add(router.to({ device: diffusion.device }).mul(c.router)).add(object.to({ device: diffusion.device }).mul(c.object));
-    return { total, diffusion, router, object };
+    const weighted = (term: Tensor, weight: number) => term.to({ device: diffusion.device }).mul(weight);
+    const total = diffusion.add(weighted(router, c.router)).add(weighted(routerSubject, c.routerSubject)).add(weighted(object, c.object));
+    return { total, diffusion, router, routerSubject, object };
   });
 }
