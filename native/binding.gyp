@@ -3,7 +3,7 @@
   "targets": [
     {
       "target_name": "moa_native",
-      "sources": ["src/allocator.cpp", "src/bridge.cpp", "src/ops.cpp", "src/optim.cpp", "src/system.cpp"],
+      "sources": ["src/allocator.cpp", "src/bridge.cpp", "src/cpu_attention.cpp", "src/ops.cpp", "src/optim.cpp", "src/system.cpp"],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
         "<!@(node -p \"process.env.MOA_TORCH_INCLUDE.split(':').join(' ')\")"
@@ -16,7 +16,8 @@
       ],
       "cflags!": ["-fno-exceptions", "-fno-rtti"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17"],
-      "cflags_cc": ["-std=c++20", "-fexceptions", "-frtti", "-O2", "-Wno-unused-parameter", "-Wno-deprecated-declarations"],
+      "cflags_cc": ["-std=c++20", "-fexceptions", "-frtti", "-O2", "-fopenmp", "-Wno-unused-parameter", "-Wno-deprecated-declarations"],
+      "ldflags": ["-fopenmp"],
       "libraries": [
         "-L<!(node -p \"process.env.MOA_TORCH_LIBDIR\")",
         "-Wl,-rpath,<!(node -p \"process.env.MOA_TORCH_LIBDIR\")",

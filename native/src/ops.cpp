@@ -5,6 +5,7 @@
 #include <ATen/detail/CUDAHooksInterface.h>
 
 #include "bridge.h"
+#include "cpu_attention.h"
 
 namespace moa {
 namespace {
@@ -242,6 +243,8 @@ const std::vector<OpEntry> kOps = {
     OP(attention, attention),
     OP(attentionMath, attentionMath),
     OP(fusedAttention, fusedAttention),
+    OP(cpuAttention, cpuAttention),
+    OP(cpuAttentionAvailable, cpuAttentionAvailable),
     OP(mseLoss, [](T a, T b) { return at::mse_loss(a, b); }),
     OP(crossEntropy, [](T logits, T target) { return at::cross_entropy_loss(logits, target); }),
     // Scales, when given, map output pixels back by 1/scale (F.interpolate's scale_factor), not in/out.

@@ -97,6 +97,18 @@ export function attentionReference(q: Tensor, k: Tensor, v: Tensor, options: Att
 export function hasFusedAttention(): boolean {
   return native.fusedAttention();
 }
+/**
+ * softmax(q kᵀ · scale) v for bfloat16 q [BH, Lq, d], k [BH, Lk, d], v [BH, Lk, dv] on the CPU,
+ * without gradients: moa's own kernel (blocks of query rows, AVX-512 exp), for libtorch without a
+ * fused one. Only where hasCpuAttention().
+ */
+export function cpuAttention(q: Tensor, k: Tensor, v: Tensor, scale: number): Tensor {
+  return new Tensor(native.cpuAttention(q.handle, k.handle, v.handle, scale));
+}
+/** Whether cpuAttention runs here (a CPU with AVX-512). */
+export function hasCpuAttention(): boolean {
+  return native.cpuAttentionAvailable();
+}
 
 export interface InterpolateOptions {
   /** Output [height, width]; or give scaleFactor. */

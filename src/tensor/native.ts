@@ -112,6 +112,8 @@ export interface Native {
   attention(q: H, k: H, v: H, mask: Opt<H>, dropout: Num, causal: boolean, scale: Opt<Num>): H;
   attentionMath(q: H, k: H, v: H, mask: Opt<H>, dropout: Num, causal: boolean, scale: Opt<Num>): H;
   fusedAttention(): boolean;
+  cpuAttention(q: H, k: H, v: H, scale: Num): H;
+  cpuAttentionAvailable(): boolean;
   mseLoss(a: H, b: H): H;
   crossEntropy(logits: H, target: H): H;
   upsampleNearest2d(x: H, size: Ints, scaleH: Opt<Num>, scaleW: Opt<Num>): H;

@@ -7,7 +7,7 @@ import { ModuleList } from '../../nn/containers.js';
 import { Module } from '../../nn/module.js';
 import { GroupNorm } from '../../nn/norm.js';
 import { isGradEnabled } from '../../tensor/autograd.js';
-import { cat, hasFusedAttention, scaledDotProductAttention } from '../../tensor/functional.js';
+import { cat, cpuAttention, hasCpuAttention, hasFusedAttention, scaledDotProductAttention } from '../../tensor/functional.js';
 import { tidy } from '../../tensor/scope.js';
 import { type Tensor } from '../../tensor/tensor.js';
 import { groupNormOf } from './norm.js';
@@ -51,10 +51,20 @@ export type AttentionLayer = Module & {
 const SCORE_BLOCK = 1 << 21;
 const BLOCK_ROWS = 256;
 
+let cpuKernel = true;
+/**
+ * Whether bf16 inference attention on AVX-512 CPUs uses moa's own kernel (the default) or the
+ * composed form: benchmarks compare the two in one run, tests check one against the other.
+ */
+export function useCpuAttentionKernel(on: boolean): void {
+  cpuKernel = on;
+}
+
 /**
  * softmax(q kᵀ / sqrt(d)) v per head; q [B, Lq, heads·d], k and v [B, Lk, heads·d] → [B, Lq, heads·d].
- * libtorch's fused kernel where it has one (≥ 2.1). Otherwise the composed form with q scaled
- * first (cheaper than scaling the scores); in 16-bit precision and without gradients, over
+ * libtorch's fused kernel where it has one (≥ 2.1). Else, for bf16 on an AVX-512 CPU without
+ * gradients, moa's kernel (native/src/cpu_attention.cpp). Otherwise the composed form with q
+ * scaled first (cheaper than scaling the scores); in 16-bit precision and without gradients, over
  * cache-sized blocks of heads × query rows (with gradients, in one piece, so autograd sees the
  * plain composition).
  */
@@ -66,13 +76,16 @@ export function attend(q: Tensor, k: Tensor, v: Tensor, heads: number): Tensor {
     const bh = b * heads;
     const split = (t: Tensor) => t.reshape(b, t.size(1), heads, d).transpose(1, 2); // [B, heads, L, d]
     let out: Tensor; // [B·heads, Lq, d]
+    const grad = isGradEnabled() && (q.requiresGrad || k.requiresGrad || v.requiresGrad);
     if (hasFusedAttention()) {
       out = scaledDotProductAttention(split(q), split(k), split(v)).reshape(bh, lq, d);
+    } else if (cpuKernel && !grad && q.dtype === 'bfloat16' && q.device === 'cpu' && hasCpuAttention()) {
+      const heads3d = (t: Tensor) => split(t).reshape(bh, t.size(1), d);
+      out = cpuAttention(heads3d(q), heads3d(k), heads3d(v), 1 / Math.sqrt(d));
     } else {
       const qs = split(q.mul(1 / Math.sqrt(d))).reshape(bh, lq, d);
       const kt = split(k).reshape(bh, lk, d).mT; // [B·heads, d, Lk]: bmm reads it transposed, no copy
       const vs = split(v).reshape(bh, lk, d);
-      const grad = isGradEnabled() && (q.requiresGrad || k.requiresGrad || v.requiresGrad);
       const half = q.dtype === 'bfloat16' || q.dtype === 'float16';
       out = half && !grad && bh * lq * lk > 2 * SCORE_BLOCK ? blockwise(qs, kt, vs) : qs.bmm(kt).softmax(-1).bmm(vs);
     }
