@@ -16,7 +16,8 @@ import {
   timestepsForBatch,
   UNet2DConditionModel,
 } from '../src/models/unet/index.js';
-import { autocast, Generator, liveTensors, noGrad, randn, type Tensor, tensor, tidy, zerosLike } from '../src/tensor/index.js';
+import { attentionReference, autocast, cpuAttention, Generator, hasCpuAttention, liveTensors, noGrad, randn, type Tensor, tensor, tidy, zerosLike } from '../src/tensor/index.js';
+import { useCpuAttentionKernel } from '../src/models/layers/attention.js';
 import { close, settledLiveTensors, vals } from './helpers.js';
 import * as ref from './reference.js';
 
@@ -291,14 +292,68 @@ test('attend() in bfloat16 over cache-sized blocks (uneven heads and rows) match
   // 2 × 3 heads, 700 queries, 3000 keys: blocks of 2 heads × 256 rows, the last rows block 188
   const [q, k, v] = [input([2, 700, 24], 30), input([2, 3000, 24], 31), input([2, 3000, 24], 32)];
   const exact = noGrad(() => attend(q, k, v, 3));
-  const blocked = noGrad(() => attend(q.bfloat16(), k.bfloat16(), v.bfloat16(), 3));
-  assert.equal(blocked.dtype, 'bfloat16');
-  assert.deepEqual(blocked.shape, [2, 700, 24]);
-  const error = relativeError(blocked, exact);
-  assert.ok(error < 1e-2, `relative error ${error}`);
+  useCpuAttentionKernel(false); // the composed form, which CPUs without AVX-512 and AMX take
+  try {
+    const blocked = noGrad(() => attend(q.bfloat16(), k.bfloat16(), v.bfloat16(), 3));
+    assert.equal(blocked.dtype, 'bfloat16');
+    assert.deepEqual(blocked.shape, [2, 700, 24]);
+    const error = relativeError(blocked, exact);
+    assert.ok(error < 1e-2, `relative error ${error}`);
+  } finally {
+    useCpuAttentionKernel(true);
+  }
   const q3 = ref.arr(vals(q.index(null, [0, 2])), [2, 2, 24]);
   const expected = ref.attention(q3, arrOf(k), arrOf(v), 3);
   close(vals(exact.index(null, [0, 2])), expected.data, 1e-4, 'float32 against the reference');
+});
+
+describe('moa\'s bf16 CPU attention kernel', { skip: !hasCpuAttention() && 'this CPU lacks AVX-512 or AMX' }, () => {
+  // [BH, Lq, Lk, d, dv, magnitude of q and k]: rows and keys off every block size (16, 32, 64),
+  // an odd key count and head width, dv ≠ d, SD1.5's cross-attention (77 keys), scores up to ~±60.
+  const cases = [
+    [3, 5, 7, 8, 8, 1],
+    [2, 130, 77, 40, 40, 2],
+    [1, 100, 1001, 33, 20, 1],
+    [2, 64, 64, 64, 64, 1],
+    [1, 40, 50, 40, 40, 8],
+  ];
+  for (const [bh, lq, lk, d, dv, m] of cases) {
+    test(`[${bh}, ${lq}, ${d}] × [${lk} keys, ${dv} values], scores ×${m * m}: as the float32 reference from the same bf16 inputs`, () => {
+      tidy(() => {
+        const [q, k, v] = [input([bh!, lq!, d!], 40).mul(m!).bfloat16(), input([bh!, lk!, d!], 41).mul(m!).bfloat16(), input([bh!, lk!, dv!], 42).bfloat16()];
+        const exact = attentionReference(q.float(), k.float(), v.float(), { scale: 1 / Math.sqrt(d!) });
+        const got = cpuAttention(q, k, v, 1 / Math.sqrt(d!));
+        assert.equal(got.dtype, 'bfloat16');
+        assert.deepEqual(got.shape, [bh, lq, dv]);
+        // bf16 keeps 8 bits: p and the output are each rounded once (the composed form rounds scores too).
+        const error = relativeError(got.float(), exact);
+        assert.ok(error < 8e-3, `relative error ${error}`);
+      });
+    });
+  }
+
+  test('attend() takes it for bf16 without gradients, and agrees with the composed form', () => {
+    tidy(() => {
+      const [q, k, v] = [input([2, 300, 80], 43).bfloat16(), input([2, 300, 80], 44).bfloat16(), input([2, 300, 80], 45).bfloat16()];
+      const kernel = noGrad(() => attend(q, k, v, 2));
+      useCpuAttentionKernel(false);
+      const composed = noGrad(() => attend(q, k, v, 2));
+      useCpuAttentionKernel(true);
+      assert.ok(relativeError(kernel.float(), composed.float()) < 1e-2);
+      assert.ok(relativeError(kernel.float(), attend(q.float(), k.float(), v.float(), 2)) < 8e-3);
+    });
+  });
+
+  test('refuses what it does not handle, saying what', () => {
+    tidy(() => {
+      const x = input([1, 4, 8], 46);
+      assert.throws(() => cpuAttention(x, x, x, 1), /bfloat16/);
+      const wide = input([1, 4, 80], 47).bfloat16();
+      assert.throws(() => cpuAttention(wide, wide, wide, 1), /head width 80 is over 64/);
+      const b = x.bfloat16();
+      assert.throws(() => cpuAttention(b, input([1, 5, 8], 48).bfloat16(), input([1, 6, 8], 49).bfloat16(), 1), /k must be/);
+    });
+  });
 });
 
 // ---- the tiny UNet end to end ----

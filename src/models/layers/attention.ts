@@ -51,6 +51,8 @@ export type AttentionLayer = Module & {
 const SCORE_BLOCK = 1 << 21;
 const BLOCK_ROWS = 256;
 
+// The widest head moa's CPU kernel takes (two AMX steps of 32); wider heads (the VAE's) use the composed form.
+const CPU_KERNEL_MAX_HEAD = 64;
 let cpuKernel = true;
 /**
  * Whether bf16 inference attention on AVX-512 CPUs uses moa's own kernel (the default) or the
@@ -79,7 +81,7 @@ export function attend(q: Tensor, k: Tensor, v: Tensor, heads: number): Tensor {
     const grad = isGradEnabled() && (q.requiresGrad || k.requiresGrad || v.requiresGrad);
     if (hasFusedAttention()) {
       out = scaledDotProductAttention(split(q), split(k), split(v)).reshape(bh, lq, d);
-    } else if (cpuKernel && !grad && q.dtype === 'bfloat16' && q.device === 'cpu' && hasCpuAttention()) {
+    } else if (cpuKernel && !grad && q.dtype === 'bfloat16' && q.device === 'cpu' && d <= CPU_KERNEL_MAX_HEAD && hasCpuAttention()) {
       const heads3d = (t: Tensor) => split(t).reshape(bh, t.size(1), d);
       out = cpuAttention(heads3d(q), heads3d(k), heads3d(v), 1 / Math.sqrt(d));
     } else {
