@@ -316,6 +316,8 @@ describe('moa\'s bf16 CPU attention kernel', { skip: !hasCpuAttention() && 'this
     [1, 100, 1001, 33, 20, 1],
     [2, 64, 64, 64, 64, 1],
     [1, 40, 50, 40, 40, 8],
+    [2, 70, 90, 80, 80, 1],
+    [1, 33, 77, 160, 160, 1],
   ];
   for (const [bh, lq, lk, d, dv, m] of cases) {
     test(`[${bh}, ${lq}, ${d}] × [${lk} keys, ${dv} values], scores ×${m * m}: as the float32 reference from the same bf16 inputs`, () => {
@@ -348,8 +350,8 @@ describe('moa\'s bf16 CPU attention kernel', { skip: !hasCpuAttention() && 'this
     tidy(() => {
       const x = input([1, 4, 8], 46);
       assert.throws(() => cpuAttention(x, x, x, 1), /bfloat16/);
-      const wide = input([1, 4, 80], 47).bfloat16();
-      assert.throws(() => cpuAttention(wide, wide, wide, 1), /head width 80 is over 64/);
+      const wide = input([1, 4, 300], 47).bfloat16();
+      assert.throws(() => cpuAttention(wide, wide, wide, 1), /head width 300 is over 256/);
       const b = x.bfloat16();
       assert.throws(() => cpuAttention(b, input([1, 5, 8], 48).bfloat16(), input([1, 6, 8], 49).bfloat16(), 1), /k must be/);
     });

@@ -26,7 +26,7 @@
 namespace moa {
 namespace {
 
-constexpr int64_t kMaxHeadDim = 64;  // two AMX steps of 32; wider heads take the composed form
+constexpr int64_t kMaxHeadDim = 256;  // 8 AMX steps of 32 (SD1.5's heads are 40, 80 and 160 wide)
 constexpr int64_t kRows = 64;  // query rows per task: 64 × 4096 fp32 scores = 1 MB, in L2
 
 #define MOA_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
@@ -75,11 +75,11 @@ MOA_AMX void configureTiles() {
 }
 
 // Scores of 16·n query rows against cols64 keys, fp32: s[i][j] = Σ_c q[i][c]·k[j][c].
-// q: bf16 rows padded to 64 values (2 steps of 32); kp: the keys' pairs as uint32 [32][cols64]
+// q: bf16 rows padded to steps·32 values; kp: the keys' pairs as uint32 [steps·16][cols64]
 // (pair p of key j = k[j][2p], k[j][2p+1]; zero past d and Lk): a B tile is 16 pairs × 16 keys.
 // Tiles 0-3 accumulate a 32 × 32 block; 4-5 hold q, 6-7 the keys.
-MOA_AMX void scoreBlock(const c10::BFloat16* q, const uint32_t* kp, float* s, int64_t rows16, int64_t cols64) {
-  const int64_t kStride = cols64 * 4, sStride = cols64 * 4;
+MOA_AMX void scoreBlock(const c10::BFloat16* q, const uint32_t* kp, float* s, int64_t rows16, int64_t steps, int64_t cols64) {
+  const int64_t width = steps * 32, qStride = width * 2, kStride = cols64 * 4, sStride = cols64 * 4;
   for (int64_t i = 0; i < rows16; i += 32) {
     const bool two = i + 16 < rows16;
     for (int64_t j = 0; j < cols64; j += 32) {
@@ -87,14 +87,14 @@ MOA_AMX void scoreBlock(const c10::BFloat16* q, const uint32_t* kp, float* s, in
       _tile_zero(1);
       _tile_zero(2);
       _tile_zero(3);
-      for (int64_t step = 0; step < 2; step++) {
-        _tile_loadd(4, q + i * 64 + step * 32, 128);
+      for (int64_t step = 0; step < steps; step++) {
+        _tile_loadd(4, q + i * width + step * 32, qStride);
         _tile_loadd(6, kp + step * 16 * cols64 + j, kStride);
         _tile_loadd(7, kp + step * 16 * cols64 + j + 16, kStride);
         _tile_dpbf16ps(0, 4, 6);
         _tile_dpbf16ps(1, 4, 7);
         if (two) {
-          _tile_loadd(5, q + (i + 16) * 64 + step * 32, 128);
+          _tile_loadd(5, q + (i + 16) * width + step * 32, qStride);
           _tile_dpbf16ps(2, 5, 6);
           _tile_dpbf16ps(3, 5, 7);
         }
@@ -196,10 +196,11 @@ at::Tensor cpuAttention(const at::Tensor& qIn, const at::Tensor& kIn, const at::
   at::NoGradGuard noGrad;
   const auto q = qIn.contiguous(), k = kIn.contiguous(), v = vIn.contiguous();
   const int64_t bh = q.size(0), lq = q.size(1), lk = k.size(1), d = q.size(2), dv = v.size(2);
+  const int64_t steps = (d + 31) / 32, width = steps * 32;  // head width in AMX steps of 32
   const int64_t cols64 = (lk + 63) / 64 * 64, keys32 = (lk + 31) / 32 * 32, cols16 = (dv + 15) / 16 * 16;
-  // Every head's keys as pairs [32][cols64] and values as pairs [keys32/2][cols16], packed once;
+  // Every head's keys as pairs [width/2][cols64] and values as pairs [keys32/2][cols16], packed once;
   // zeros in the padding, so padded key widths add 0 to scores and padded keys add 0 to outputs.
-  const int64_t kSize = kMaxHeadDim / 2 * cols64, vSize = keys32 / 2 * cols16;
+  const int64_t kSize = width / 2 * cols64, vSize = keys32 / 2 * cols16;
   std::vector<uint32_t> kp(static_cast<size_t>(bh * kSize), 0), vp(static_cast<size_t>(bh * vSize), 0);
   const auto bits = [](const c10::BFloat16* x, int64_t i, int64_t n) -> uint32_t { return i < n ? x[i].x : 0; };
   at::parallel_for(0, bh, 1, [&](int64_t begin, int64_t end) {
@@ -219,7 +220,7 @@ at::Tensor cpuAttention(const at::Tensor& qIn, const at::Tensor& kIn, const at::
   const int64_t blocks = (lq + kRows - 1) / kRows;
   at::parallel_for(0, bh * blocks, 1, [&](int64_t begin, int64_t end) {
     configureTiles();  // per thread: tile configuration is thread state
-    std::vector<c10::BFloat16> qb(static_cast<size_t>(kRows * kMaxHeadDim));
+    std::vector<c10::BFloat16> qb(static_cast<size_t>(kRows * width));
     std::vector<float> scores(static_cast<size_t>(kRows * cols64)), acc(static_cast<size_t>(kRows * cols16));
     std::vector<c10::BFloat16> probs(static_cast<size_t>(kRows * keys32));
     std::vector<float> sums(kRows);
@@ -228,10 +229,14 @@ at::Tensor cpuAttention(const at::Tensor& qIn, const at::Tensor& kIn, const at::
       const int64_t rows16 = (rows + 15) / 16 * 16;
       const auto* qh = q[h].data_ptr<c10::BFloat16>() + r0 * d;
       std::fill(qb.begin(), qb.end(), c10::BFloat16(0.0f));
-      for (int64_t i = 0; i < rows; i++) std::copy(qh + i * d, qh + (i + 1) * d, qb.begin() + i * kMaxHeadDim);
-      scoreBlock(qb.data(), kp.data() + h * kSize, scores.data(), rows16, cols64);
-      std::fill(probs.begin(), probs.end(), c10::BFloat16(0.0f));  // padding rows and keys stay 0
-      for (int64_t i = 0; i < rows; i++) sums[i] = expRow(scores.data() + i * cols64, probs.data() + i * keys32, lk, static_cast<float>(scale));
+      for (int64_t i = 0; i < rows; i++) std::copy(qh + i * d, qh + (i + 1) * d, qb.begin() + i * width);
+      scoreBlock(qb.data(), kp.data() + h * kSize, scores.data(), rows16, steps, cols64);
+      for (int64_t i = 0; i < rows; i++) {
+        c10::BFloat16* row = probs.data() + i * keys32;
+        sums[i] = expRow(scores.data() + i * cols64, row, lk, static_cast<float>(scale));
+        std::fill(row + lk, row + keys32, c10::BFloat16(0.0f));  // padded keys add nothing
+      }
+      std::fill(probs.begin() + rows * keys32, probs.begin() + rows16 * keys32, c10::BFloat16(0.0f));  // nor padded rows
       valueBlock(probs.data(), vp.data() + h * vSize, acc.data(), rows16, keys32, cols16);
       auto* po = out[h].data_ptr<c10::BFloat16>() + r0 * dv;
       for (int64_t i = 0; i < rows; i++) {

@@ -51,8 +51,8 @@ export type AttentionLayer = Module & {
 const SCORE_BLOCK = 1 << 21;
 const BLOCK_ROWS = 256;
 
-// The widest head moa's CPU kernel takes (two AMX steps of 32); wider heads (the VAE's) use the composed form.
-const CPU_KERNEL_MAX_HEAD = 64;
+// The widest head moa's CPU kernel takes (native/src/cpu_attention.cpp); wider ones (the VAE's 512) take the composed form.
+const CPU_KERNEL_MAX_HEAD = 256;
 let cpuKernel = true;
 /**
  * Whether bf16 inference attention on AVX-512 CPUs uses moa's own kernel (the default) or the
