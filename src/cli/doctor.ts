@@ -1,6 +1,6 @@
 // `moa doctor`: what this machine gives moa — libtorch, CUDA, threads, BLAS, and a quick speed check.
 import { performance } from 'node:perf_hooks';
-import { type DType, Generator, getThreads, noGrad, randn, synchronize, tidy, torchInfo, type TorchInfo } from '../tensor/index.js';
+import { type DType, Generator, getThreads, hasCpuAttention, noGrad, randn, synchronize, tidy, torchInfo, type TorchInfo } from '../tensor/index.js';
 
 export interface DoctorReport {
   node: string;
@@ -9,6 +9,8 @@ export interface DoctorReport {
   threads: number;
   blas: TorchInfo['blas'];
   fusedAttention: boolean;
+  /** moa's bf16 CPU attention kernel runs here (AVX-512 and AMX). */
+  cpuAttention: boolean;
   /** fp32 matmul throughput, 1024×1024×1024, on the CPU. */
   matmulGflops: number;
   /** The same in bfloat16 (fast where oneDNN finds AMX or AVX512-BF16). */
@@ -45,6 +47,7 @@ export function doctor(): DoctorReport {
     threads: getThreads(),
     blas: info.blas,
     fusedAttention: info.fusedAttention,
+    cpuAttention: hasCpuAttention(),
     matmulGflops: Math.round(matmulGflops(1024, 'float32')),
     matmulGflopsBf16: Math.round(matmulGflops(1024, 'bfloat16')),
   };
@@ -60,7 +63,7 @@ export function formatDoctor(r: DoctorReport): string {
     ['cuda', cuda],
     ['threads', String(r.threads)],
     ['blas', r.blas.path ? `${r.blas.name} (${r.blas.path})` : r.blas.name],
-    ['attention', r.fusedAttention ? 'fused (libtorch ≥ 2.1)' : 'exact composed form (libtorch < 2.1 has no fused kernel)'],
+    ['attention', r.fusedAttention ? 'fused (libtorch ≥ 2.1)' : r.cpuAttention ? "moa's kernel for bf16 inference (AVX-512 + AMX), else the exact composed form" : 'exact composed form (libtorch < 2.1 has no fused kernel)'],
     ['matmul fp32', `${r.matmulGflops} GFLOP/s (1024³, CPU)`],
     ['matmul bf16', `${r.matmulGflopsBf16} GFLOP/s (1024³, CPU)`],
   ];
