@@ -99,13 +99,13 @@ export function hasFusedAttention(): boolean {
 }
 /**
  * softmax(q kᵀ · scale) v for bfloat16 q [BH, Lq, d], k [BH, Lk, d], v [BH, Lk, dv] on the CPU,
- * without gradients: moa's own kernel (blocks of query rows, AVX-512 exp), for libtorch without a
- * fused one. Only where hasCpuAttention().
+ * without gradients: moa's own kernel (blocks of query rows; AMX matmuls, AVX-512 exp), for
+ * libtorch without a fused one. Heads up to 256 wide. Only where hasCpuAttention().
  */
 export function cpuAttention(q: Tensor, k: Tensor, v: Tensor, scale: number): Tensor {
   return new Tensor(native.cpuAttention(q.handle, k.handle, v.handle, scale));
 }
-/** Whether cpuAttention runs here (a CPU with AVX-512). */
+/** Whether cpuAttention runs here (a CPU with AVX-512, AVX512-BF16 and AMX, which Linux lets this process use). */
 export function hasCpuAttention(): boolean {
   return native.cpuAttentionAvailable();
 }

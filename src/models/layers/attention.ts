@@ -55,7 +55,7 @@ const BLOCK_ROWS = 256;
 const CPU_KERNEL_MAX_HEAD = 256;
 let cpuKernel = true;
 /**
- * Whether bf16 inference attention on AVX-512 CPUs uses moa's own kernel (the default) or the
+ * Whether bf16 inference attention on AMX CPUs uses moa's own kernel (the default) or the
  * composed form: benchmarks compare the two in one run, tests check one against the other.
  */
 export function useCpuAttentionKernel(on: boolean): void {
@@ -64,7 +64,7 @@ export function useCpuAttentionKernel(on: boolean): void {
 
 /**
  * softmax(q kᵀ / sqrt(d)) v per head; q [B, Lq, heads·d], k and v [B, Lk, heads·d] → [B, Lq, heads·d].
- * libtorch's fused kernel where it has one (≥ 2.1). Else, for bf16 on an AVX-512 CPU without
+ * libtorch's fused kernel where it has one (≥ 2.1). Else, for bf16 on an AVX-512 + AMX CPU without
  * gradients, moa's kernel (native/src/cpu_attention.cpp). Otherwise the composed form with q
  * scaled first (cheaper than scaling the scores); in 16-bit precision and without gradients, over
  * cache-sized blocks of heads × query rows (with gradients, in one piece, so autograd sees the
