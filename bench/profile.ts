@@ -12,6 +12,8 @@ import { Linear } from '../src/nn/linear.js';
 import { GroupNorm, LayerNorm } from '../src/nn/norm.js';
 import { Attention } from '../src/models/layers/attention.js';
 import { SD15_UNET_CONFIG, UNet2DConditionModel } from '../src/models/unet/index.js';
+import { BasicTransformerBlock, GEGLU, Transformer2DModel } from '../src/models/unet/transformer.js';
+import { ResnetBlock2D } from '../src/models/layers/resnet.js';
 import { MoA, MoAAttention, type MoAConditioning } from '../src/moa/index.js';
 import { matmulGflops } from '../src/cli/doctor.js';
 import { Generator, getThreads, noGrad, randn, type Tensor, tensor, tidy } from '../src/tensor/index.js';
@@ -20,7 +22,7 @@ const { values } = parseArgs({ options: { steps: { type: 'string', default: '2' 
 const steps = Number(values.steps);
 const [batch, size] = [2, 64];
 
-type Kind = 'conv' | 'linear' | 'attention core' | 'norm' | 'moa mixing';
+type Kind = 'conv' | 'linear' | 'attention core' | 'norm' | 'moa mixing' | 'geglu' | 'resnet rest' | 'transformer rest';
 interface Tally {
   seconds: number;
   flops: number;
@@ -60,6 +62,13 @@ profile(Attention, 'attention core', (a, [hidden, context]) => {
 profile(GroupNorm, 'norm', () => ({ flops: 0 }));
 profile(LayerNorm, 'norm', () => ({ flops: 0 }));
 profile(MoAAttention, 'moa mixing', () => ({ flops: 0 }));
+// What the blocks do around those ops (exclusive of them): GEGLU's gelu and product; a ResNet's
+// SiLUs, casts, time-embedding add and residual; a transformer's norms' casts, residual adds and
+// token layout changes.
+profile(GEGLU, 'geglu', () => ({ flops: 0 }));
+profile(ResnetBlock2D, 'resnet rest', () => ({ flops: 0 }));
+profile(BasicTransformerBlock, 'transformer rest', () => ({ flops: 0 }));
+profile(Transformer2DModel, 'transformer rest', () => ({ flops: 0 }));
 
 const unet = new UNet2DConditionModel(SD15_UNET_CONFIG, { empty: true });
 noGrad(() => unet.parameters().forEach((p) => p.fill_(0.01)));
@@ -140,7 +149,7 @@ else {
   for (const r of rows) {
     console.log(`\n${r.name}: ${r.seconds} s, ${r.gflop} GFLOP (${r.gflopPerLatent} per latent), ${r.softmaxExps.toExponential(2)} softmax exps`);
     for (const k of r.kinds) console.log(`  ${k.kind.padEnd(15)} ${k.seconds.toFixed(3).padStart(7)} s  ${k.gflop.toFixed(1).padStart(7)} GFLOP  ${k.gflops === null ? '' : `${k.gflops} GFLOP/s`}`);
-    console.log(`  ${'other'.padEnd(15)} ${r.otherSeconds.toFixed(3).padStart(7)} s  (activations, residual adds, layout changes)`);
+    console.log(`  ${'other'.padEnd(15)} ${r.otherSeconds.toFixed(3).padStart(7)} s  (the UNet's own glue: embeddings, skip concatenations, up/down sampling)`);
     console.log(`  floor: ${r.floorS} s (every FLOP at ${Math.round(peak)} GFLOP/s, every softmax exp at ${report.peaks.gigaExpsPerS} G/s, nothing else)`);
   }
   console.log(`\nMoA / base: ${report.moaOverBase.seconds}× the time, ${report.moaOverBase.flops}× the FLOPs`);
