@@ -25,7 +25,9 @@ export class GEGLU extends Module {
   forward(x: Tensor): Tensor {
     return tidy(() => {
       const [value, gate] = this.proj.forward(x).chunk(2, -1) as [Tensor, Tensor];
-      return value.mul(gate.gelu());
+      // libtorch 1.13's gelu on the strided half is ~4× slower than a copy plus gelu on a
+      // contiguous one (SD1.5 bf16 step: 0.35 s of GEGLU before).
+      return value.mul(gate.contiguous().gelu());
     });
   }
 }
