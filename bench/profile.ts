@@ -148,8 +148,8 @@ else {
   console.log(`peaks measured now: matmul 2048³ ${report.peaks.matmulGflops} GFLOP/s, conv 3×3 ${report.peaks.convGflops} GFLOP/s, exp ${report.peaks.gigaExpsPerS} G/s`);
   for (const r of rows) {
     console.log(`\n${r.name}: ${r.seconds} s, ${r.gflop} GFLOP (${r.gflopPerLatent} per latent), ${r.softmaxExps.toExponential(2)} softmax exps`);
-    for (const k of r.kinds) console.log(`  ${k.kind.padEnd(15)} ${k.seconds.toFixed(3).padStart(7)} s  ${k.gflop.toFixed(1).padStart(7)} GFLOP  ${k.gflops === null ? '' : `${k.gflops} GFLOP/s`}`);
-    console.log(`  ${'other'.padEnd(15)} ${r.otherSeconds.toFixed(3).padStart(7)} s  (the UNet's own glue: embeddings, skip concatenations, up/down sampling)`);
+    for (const k of r.kinds) console.log(`  ${k.kind.padEnd(16)} ${k.seconds.toFixed(3).padStart(7)} s  ${k.gflop.toFixed(1).padStart(7)} GFLOP` + (k.gflops === null ? '' : `  ${k.gflops} GFLOP/s`));
+    console.log(`  ${'other'.padEnd(16)} ${r.otherSeconds.toFixed(3).padStart(7)} s  (the UNet's own glue: embeddings, skip concatenations, up/down sampling)`);
     console.log(`  floor: ${r.floorS} s (every FLOP at ${Math.round(peak)} GFLOP/s, every softmax exp at ${report.peaks.gigaExpsPerS} G/s, nothing else)`);
   }
   console.log(`\nMoA / base: ${report.moaOverBase.seconds}× the time, ${report.moaOverBase.flops}× the FLOPs`);
