@@ -9,6 +9,7 @@ import {
   type AttentionCallContext,
   type AttentionLayer,
   attentionLayers,
+  GEGLU,
   parseUNetConfig,
   SD15_UNET_CONFIG,
   SD15_UNET_CONFIG_JSON,
@@ -16,7 +17,7 @@ import {
   timestepsForBatch,
   UNet2DConditionModel,
 } from '../src/models/unet/index.js';
-import { attentionReference, autocast, cpuAttention, Generator, hasCpuAttention, liveTensors, noGrad, randn, type Tensor, tensor, tidy, zerosLike } from '../src/tensor/index.js';
+import { attentionReference, autocast, cpuAttention, cpuGeglu, Generator, hasCpuAttention, hasCpuGeglu, liveTensors, noGrad, randn, type Tensor, tensor, tidy, zerosLike } from '../src/tensor/index.js';
 import { useCpuAttentionKernel } from '../src/models/layers/attention.js';
 import { close, settledLiveTensors, vals } from './helpers.js';
 import * as ref from './reference.js';
@@ -354,6 +355,35 @@ describe('moa\'s bf16 CPU attention kernel', { skip: !hasCpuAttention() && 'this
       assert.throws(() => cpuAttention(wide, wide, wide, 1), /head width 300 is over 256/);
       const b = x.bfloat16();
       assert.throws(() => cpuAttention(b, input([1, 5, 8], 48).bfloat16(), input([1, 6, 8], 49).bfloat16(), 1), /k must be/);
+    });
+  });
+});
+
+describe('moa\'s bf16 CPU GEGLU', { skip: !hasCpuGeglu() && 'this CPU lacks AVX-512 with AVX512-BF16' }, () => {
+  test('value · gelu(gate) as the float32 composition of the same bf16 input, at rounding level', () => {
+    for (const [shape, m] of [[[3, 5, 34], 1], [[2, 7, 2560], 4], [[1, 2], 0.01]] as const) {
+      tidy(() => {
+        const h = input([...shape], 50).mul(m).bfloat16();
+        const [value, gate] = h.float().chunk(2, -1) as [Tensor, Tensor];
+        const got = cpuGeglu(h);
+        assert.equal(got.dtype, 'bfloat16');
+        assert.deepEqual(got.shape, [...shape.slice(0, -1), shape[shape.length - 1]! / 2]);
+        const error = relativeError(got.float(), value.mul(gate.gelu()));
+        assert.ok(error < 4e-3, `relative error ${error}`); // bf16 keeps 8 bits: 2⁻⁹ ≈ 2e-3 per rounding
+      });
+    }
+  });
+
+  test('GEGLU takes it for bf16 without gradients; refuses what it does not handle', () => {
+    tidy(() => {
+      const geglu = new GEGLU(8, 16, { generator: gen(51) });
+      const x = input([2, 5, 8], 52);
+      const exact = noGrad(() => geglu.forward(x));
+      const bf16 = noGrad(() => autocast({ device: 'cpu', dtype: 'bfloat16' }, () => geglu.forward(x)));
+      assert.equal(bf16.dtype, 'bfloat16');
+      assert.ok(relativeError(bf16.float(), exact) < 2e-2); // the bf16 projection rounds its inputs too
+      assert.throws(() => cpuGeglu(input([2, 4], 53)), /bfloat16/);
+      assert.throws(() => cpuGeglu(input([2, 5], 54).bfloat16()), /must be even/);
     });
   });
 });

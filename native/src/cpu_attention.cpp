@@ -12,11 +12,8 @@
 #include "cpu_attention.h"
 
 #include <ATen/Parallel.h>
-#include <immintrin.h>
 
-// GCC 12's AVX-512 headers trip these on their own _mm512_undefined_* placeholders.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include "simd.h"
 
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -31,24 +28,7 @@ namespace {
 constexpr int64_t kMaxHeadDim = 256;  // 8 AMX steps of 32 (SD1.5's heads are 40, 80 and 160 wide)
 constexpr int64_t kRows = 64;  // query rows per task: 64 × 4096 fp32 scores = 1 MB, in L2
 
-#define MOA_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
-#define MOA_AVX512_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
 #define MOA_AMX __attribute__((target("amx-tile,amx-bf16,avx512f")))
-
-// exp(x) for x ≤ 0: 2^n · p(r), x = n·ln2 + r, |r| ≤ ln2/2, p the Taylor polynomial of degree 4
-// (relative error < 5e-5, far below bf16's 4e-3). Below −87 the result flushes to 0, as the true
-// value underflows.
-MOA_AVX512 inline __m512 expNonPositive(__m512 x) {
-  x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
-  __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693147180559945f), x);
-  __m512 p = _mm512_set1_ps(1.0f / 24);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  return _mm512_scalef_ps(p, n);
-}
 
 // AMX: eight tiles of 16 rows × 64 bytes (16 × 32 bf16, or 16 × 16 fp32), the only shape used.
 struct alignas(64) TileConfig {
@@ -174,9 +154,7 @@ void checkInputs(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) 
 // Linux hands out AMX tile state only to processes that ask (arch_prctl ARCH_REQ_XCOMP_PERM).
 bool cpuAttentionAvailable() {
   static const bool ok = [] {
-    if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw") || !__builtin_cpu_supports("avx512vl") ||
-        !__builtin_cpu_supports("avx512dq") || !__builtin_cpu_supports("avx512bf16") || !__builtin_cpu_supports("amx-tile") || !__builtin_cpu_supports("amx-bf16"))
-      return false;
+    if (!hasAvx512Bf16() || !__builtin_cpu_supports("amx-tile") || !__builtin_cpu_supports("amx-bf16")) return false;
     constexpr long kReqXcompPerm = 0x1023, kXfeatureTileData = 18;
     return syscall(SYS_arch_prctl, kReqXcompPerm, kXfeatureTileData) == 0;
   }();

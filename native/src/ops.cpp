@@ -6,6 +6,7 @@
 
 #include "bridge.h"
 #include "cpu_attention.h"
+#include "cpu_geglu.h"
 
 namespace moa {
 namespace {
@@ -245,6 +246,8 @@ const std::vector<OpEntry> kOps = {
     OP(fusedAttention, fusedAttention),
     OP(cpuAttention, cpuAttention),
     OP(cpuAttentionAvailable, cpuAttentionAvailable),
+    OP(cpuGeglu, cpuGeglu),
+    OP(cpuGegluAvailable, cpuGegluAvailable),
     OP(mseLoss, [](T a, T b) { return at::mse_loss(a, b); }),
     OP(crossEntropy, [](T logits, T target) { return at::cross_entropy_loss(logits, target); }),
     // Scales, when given, map output pixels back by 1/scale (F.interpolate's scale_factor), not in/out.

@@ -109,6 +109,17 @@ export function cpuAttention(q: Tensor, k: Tensor, v: Tensor, scale: number): Te
 export function hasCpuAttention(): boolean {
   return native.cpuAttentionAvailable();
 }
+/**
+ * GEGLU's activation in one pass: for bfloat16 h [..., 2n] on the CPU, h[..., :n] · gelu(h[..., n:])
+ * (erf gelu) → [..., n], without gradients. Only where hasCpuGeglu() (AVX-512 with AVX512-BF16).
+ */
+export function cpuGeglu(h: Tensor): Tensor {
+  return new Tensor(native.cpuGeglu(h.handle));
+}
+/** Whether cpuGeglu runs here. */
+export function hasCpuGeglu(): boolean {
+  return native.cpuGegluAvailable();
+}
 
 export interface InterpolateOptions {
   /** Output [height, width]; or give scaleFactor. */

@@ -114,6 +114,8 @@ export interface Native {
   fusedAttention(): boolean;
   cpuAttention(q: H, k: H, v: H, scale: Num): H;
   cpuAttentionAvailable(): boolean;
+  cpuGeglu(h: H): H;
+  cpuGegluAvailable(): boolean;
   mseLoss(a: H, b: H): H;
   crossEntropy(logits: H, target: H): H;
   upsampleNearest2d(x: H, size: Ints, scaleH: Opt<Num>, scaleW: Opt<Num>): H;
