@@ -1,4 +1,4 @@
-// Inference attention for bfloat16 on CPUs with AVX-512, where libtorch 1.13 has no fused kernel.
+// Inference attention for bfloat16 on CPUs with AVX-512 and AMX, where libtorch 1.13 has no fused kernel.
 //
 // The composed form spends most of its time in softmax: libtorch's bf16 exp runs at ~1.8 G/s on
 // two cores, and SD1.5's 4096-token self-attention takes 268 M of them per guided step and layer.
