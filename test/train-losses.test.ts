@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { MoA, moaConfig, type SubjectBinding } from '../src/moa/index.js';
 import { UNet2DConditionModel } from '../src/models/unet/index.js';
-import { drawMaskDecisions, maskedDiffusionLoss, objectLoss, routerLoss, subjectRoutingLoss, totalLoss } from '../src/train/losses/index.js';
+import { drawMaskDecisions, maskedDiffusionLoss, objectLoss, routerLoss, routingLosses, subjectRoutingLoss, totalLoss } from '../src/train/losses/index.js';
 import { TrainingRecorder } from '../src/train/recorder.js';
 import { Generator, gradcheck, randn, type Tensor, tensor, tidy } from '../src/tensor/index.js';
 import { close, rnd, settledLiveTensors } from './helpers.js';
@@ -149,6 +149,8 @@ describe('router loss', () => {
     { r1: rnd(8, 7, 0, 1), h: 2, w: 2 }, // resized to 4×4
   ];
   const maps = (grad = false) => layers.map((l) => f64(l.r1, [2, l.h, l.w], grad));
+  /** A loss of one layer whose r1 is r1(true) on background pixels and r1(false) on subjects. */
+  const onOneLayer = (loss: typeof routerLoss, r1: (bg: boolean) => number) => loss([f64(mask.map((v) => r1(v === 0)), [2, 4, 4])], f64(mask, [2, 1, 4, 4])).item();
 
   test('matches a plain computation, with maps resized bilinearly to the latent grid', () => {
     tidy(() => close([routerLoss(maps(), f64(mask, [2, 1, 4, 4])).item()], [refRouter(layers, mask, 2, 4, 4)], 1e-12));
@@ -160,8 +162,7 @@ describe('router loss', () => {
 
   test('is 0 with r1 = 0 on the background, grows with background r1, and ignores subject pixels', () => {
     tidy(() => {
-      const m = f64(mask, [2, 1, 4, 4]);
-      const loss = (r1: (bg: boolean) => number) => routerLoss([f64(mask.map((v) => r1(v === 0)), [2, 4, 4])], m).item();
+      const loss = (r1: (bg: boolean) => number) => onOneLayer(routerLoss, r1);
       assert.equal(loss((bg) => (bg ? 0 : 0.9)), 0);
       const values = [0.1, 0.3, 0.6, 1].map((v) => loss((bg) => (bg ? v : 0.5)));
       for (let i = 1; i < values.length; i++) assert.ok(values[i]! > values[i - 1]!, `grows: ${values}`);
@@ -172,12 +173,15 @@ describe('router loss', () => {
   test('subject routing: matches a plain computation and gradchecks', () => {
     tidy(() => close([subjectRoutingLoss(maps(), f64(mask, [2, 1, 4, 4])).item()], [refRouter(layers, mask, 2, 4, 4, true)], 1e-12));
     tidy(() => gradcheck((a, b) => subjectRoutingLoss([a!, b!], f64(mask, [2, 1, 4, 4])), maps(true)));
+    tidy(() => {
+      const both = routingLosses(maps(), f64(mask, [2, 1, 4, 4])); // what training computes, in one pass
+      close([both.router.item(), both.subject.item()], [refRouter(layers, mask, 2, 4, 4), refRouter(layers, mask, 2, 4, 4, true)], 1e-12);
+    });
   });
 
   test('subject routing: 0 with r1 = 1 on subjects, falls as subject r1 grows, and ignores the background', () => {
     tidy(() => {
-      const m = f64(mask, [2, 1, 4, 4]);
-      const loss = (r1: (bg: boolean) => number) => subjectRoutingLoss([f64(mask.map((v) => r1(v === 0)), [2, 4, 4])], m).item();
+      const loss = (r1: (bg: boolean) => number) => onOneLayer(subjectRoutingLoss, r1);
       assert.equal(loss((bg) => (bg ? 0.7 : 1)), 0);
       const values = [0, 0.3, 0.6, 0.9].map((v) => loss((bg) => (bg ? 0.5 : v)));
       for (let i = 1; i < values.length; i++) assert.ok(values[i]! < values[i - 1]!, `falls: ${values}`);

@@ -1,6 +1,6 @@
 // Training losses for MoA (spec §3.3).
 export { maskedDiffusionLoss, drawMaskDecisions, type MaskedDiffusionOptions } from './diffusion.js';
-export { routerLoss, subjectRoutingLoss } from './router.js';
+export { routerLoss, routingLosses, subjectRoutingLoss } from './router.js';
 export { objectLoss } from './object.js';
 export { totalLoss, DEFAULT_LOSS_CONFIG, type LossConfig, type LossInputs, type LossTerms } from './total.js';
 export { lossFloat } from './common.js';

@@ -17,8 +17,7 @@ import { asMask4d, lossFloat, resize } from './common.js';
  * [B, 1, H, W] or [B, H, W], 1 on subjects. With no maps the loss is 0.
  */
 export function routerLoss(r1Maps: readonly Tensor[], unionMask: Tensor): Tensor {
-  // (1 − M)(1 − R0) = (1 − M)·R1: the background's share routed away from the prior.
-  return tidy(() => meanRouting(r1Maps, unionMask, 'routerLoss', (mask, r1) => mask.rsub(1).mul(r1).square().mean()));
+  return tidy(() => routingLosses(r1Maps, unionMask, 'routerLoss').router);
 }
 
 /**
@@ -27,18 +26,26 @@ export function routerLoss(r1Maps: readonly Tensor[], unionMask: Tensor): Tensor
  * weights compare. With no maps the loss is 0.
  */
 export function subjectRoutingLoss(r1Maps: readonly Tensor[], unionMask: Tensor): Tensor {
-  return tidy(() => meanRouting(r1Maps, unionMask, 'subjectRoutingLoss', (mask, r1) => mask.mul(r1.rsub(1)).square().mean()));
+  return tidy(() => routingLosses(r1Maps, unionMask, 'subjectRoutingLoss').subject);
 }
 
-/** term(M, R1) with R1 the layers' mean r1 on M's grid; 0 when no map was recorded. */
-function meanRouting(r1Maps: readonly Tensor[], unionMask: Tensor, what: string, term: (mask: Tensor, meanR1: Tensor) => Tensor): Tensor {
-  let mask = asMask4d(lossFloat(unionMask), `${what} union mask`);
-  if (r1Maps.length === 0) return zeros([], { dtype: mask.dtype, device: mask.device });
-  const size: [number, number] = [mask.size(2), mask.size(3)];
-  mask = mask.to({ device: r1Maps[0]!.device });
-  const resized = r1Maps.map((r1) => {
-    if (r1.ndim !== 3 || r1.size(0) !== mask.size(0)) throw new RangeError(`${what}: expected r1 [${mask.size(0)}, h, w], not [${r1.shape.join(', ')}]`);
-    return resize(lossFloat(r1).unsqueeze(1), size);
+/** Both router terms from one mean R1 (the layers' maps resized once): what training computes. */
+export function routingLosses(r1Maps: readonly Tensor[], unionMask: Tensor, what = 'routingLosses'): { router: Tensor; subject: Tensor } {
+  return tidy(() => {
+    let mask = asMask4d(lossFloat(unionMask), `${what} union mask`);
+    if (r1Maps.length === 0) return { router: zeros([], { dtype: mask.dtype, device: mask.device }), subject: zeros([], { dtype: mask.dtype, device: mask.device }) };
+    const size: [number, number] = [mask.size(2), mask.size(3)];
+    mask = mask.to({ device: r1Maps[0]!.device });
+    const resized = r1Maps.map((r1) => {
+      if (r1.ndim !== 3 || r1.size(0) !== mask.size(0)) throw new RangeError(`${what}: expected r1 [${mask.size(0)}, h, w], not [${r1.shape.join(', ')}]`);
+      return resize(lossFloat(r1).unsqueeze(1), size);
+    });
+    const meanR1 = resized.reduce((a, b) => a.add(b)).div(resized.length);
+    return {
+      // (1 − M)(1 − R0) = (1 − M)·R1: the background's share routed away from the prior.
+      router: mask.rsub(1).mul(meanR1).square().mean(),
+      // M·(1 − R1): the subjects' share left with the prior.
+      subject: mask.mul(meanR1.rsub(1)).square().mean(),
+    };
   });
-  return term(mask, resized.reduce((a, b) => a.add(b)).div(resized.length));
 }

@@ -5,7 +5,7 @@ import { tidy } from '../../tensor/scope.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { maskedDiffusionLoss } from './diffusion.js';
 import { objectLoss } from './object.js';
-import { routerLoss, subjectRoutingLoss } from './router.js';
+import { routingLosses } from './router.js';
 
 export interface LossConfig {
   /** λ_router [choice: start at 1.0]. */
@@ -51,8 +51,7 @@ export function totalLoss(inputs: LossInputs, config: Partial<LossConfig> = {}):
   const c = { ...DEFAULT_LOSS_CONFIG, ...config };
   return tidy(() => {
     const diffusion = maskedDiffusionLoss(inputs.pred, inputs.target, inputs.unionMask, { maskProbability: c.maskProbability, generator: inputs.generator });
-    const router = routerLoss(inputs.r1Maps, inputs.unionMask);
-    const routerSubject = subjectRoutingLoss(inputs.r1Maps, inputs.unionMask);
+    const { router, subject: routerSubject } = routingLosses(inputs.r1Maps, inputs.unionMask);
     const object = objectLoss(inputs.attentionMaps, inputs.subjectMasks, inputs.subjectCounts);
     const weighted = (term: Tensor, weight: number) => term.to({ device: diffusion.device }).mul(weight);
     const total = diffusion.add(weighted(router, c.router)).add(weighted(routerSubject, c.routerSubject)).add(weighted(object, c.object));
