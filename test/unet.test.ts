@@ -335,6 +335,17 @@ describe('moa\'s bf16 CPU attention kernel', { skip: !hasCpuAttention() && 'this
     });
   }
 
+  test('scores all far below zero, keys not a multiple of 32: padded keys neither set the maximum nor add to sums', () => {
+    tidy(() => {
+      const q = input([2, 20, 40], 50).abs().add(1).mul(3).bfloat16();
+      const k = input([2, 50, 40], 51).abs().add(1).mul(-3).bfloat16();
+      const v = input([2, 50, 40], 52).bfloat16();
+      const exact = attentionReference(q.float(), k.float(), v.float(), { scale: 1 / Math.sqrt(40) });
+      const error = relativeError(cpuAttention(q, k, v, 1 / Math.sqrt(40)).float(), exact);
+      assert.ok(error < 8e-3, `relative error ${error}`);
+    });
+  });
+
   test('attend() takes it for bf16 without gradients, and agrees with the composed form', () => {
     tidy(() => {
       const [q, k, v] = [input([2, 300, 80], 43).bfloat16(), input([2, 300, 80], 44).bfloat16(), input([2, 300, 80], 45).bfloat16()];
