@@ -26,7 +26,7 @@ namespace moa {
 namespace {
 
 constexpr int64_t kMaxHeadDim = 256;  // 8 AMX steps of 32 (SD1.5's heads are 40, 80 and 160 wide)
-constexpr int64_t kRows = 64;  // query rows per task: 64 × 4096 fp32 scores = 1 MB, in L2
+constexpr int64_t kRows = 32;  // query rows per task: 32 × 4096 fp32 scores = 512 KB, in L2 (64 and 128 ran slower)
 
 // Every buffer an AMX tile touches is laid out tile by tile, so each tile load or store is one
 // contiguous KB: rows 4 KB apart (a 4096-key row of scores is 16 KB) all fall into the same L1
