@@ -346,6 +346,18 @@ describe('moa\'s bf16 CPU attention kernel', { skip: !hasCpuAttention() && 'this
     });
   });
 
+  test('scores rising along the keys (each 32-key block passes the row shift, which moves and rescales what came before)', () => {
+    tidy(() => {
+      const ramp = tensor(Float32Array.from({ length: 300 }, (_, j) => (j / 300) * 6 - 1), { shape: [1, 300, 1] });
+      const q = input([2, 40, 32], 53).abs().add(0.5).bfloat16();
+      const k = input([2, 300, 32], 54).abs().add(0.5).mul(ramp).bfloat16();
+      const v = input([2, 300, 32], 55).bfloat16();
+      const exact = attentionReference(q.float(), k.float(), v.float(), { scale: 1 / Math.sqrt(32) });
+      const error = relativeError(cpuAttention(q, k, v, 1 / Math.sqrt(32)).float(), exact);
+      assert.ok(error < 8e-3, `relative error ${error}`);
+    });
+  });
+
   test('attend() takes it for bf16 without gradients, and agrees with the composed form', () => {
     tidy(() => {
       const [q, k, v] = [input([2, 300, 80], 43).bfloat16(), input([2, 300, 80], 44).bfloat16(), input([2, 300, 80], 45).bfloat16()];

@@ -2,12 +2,13 @@
 //
 // The composed form spends most of its time in softmax: libtorch's bf16 exp runs at ~1.8 G/s on
 // two cores, and SD1.5's 4096-token self-attention takes 268 M of them per guided step and layer.
-// Here each task takes one head and a block of 64 query rows and keeps it in cache: scores = q·kᵀ
-// in fp32 on AMX tiles, each tile folded into its rows' maxima while still in L1, then one pass
-// that writes p = exp((s − max)·scale) as bf16 (2^x from vreduceps, a cubic and vscalefps), then (unnormalised p)·v on AMX
-// tiles with a column of ones for the row sums, each output row divided by its sum. Exact up to the bf16
-// rounding of p and of the output. (libtorch's per-call oneDNN matmuls cost more than they do on
-// blocks this small, and AVX512-BF16 dot products ran at a third of the composed form's speed.)
+// Here each task takes one head and a block of 32 query rows: scores = q·kᵀ in fp32 on AMX tiles,
+// 32 × 32 at a time, each block turned while still in L1 into bf16 probabilities
+// 2^(s·scale·log₂e − shift) (2^x from vreduceps, a cubic and vscalefps) against a per-row shift
+// that trails the running maximum (below); then (unnormalised p)·v on AMX tiles, with a column of
+// ones in v for the row sums, and each output row divided by its sum. Exact up to the bf16 rounding
+// of p and of the output. (libtorch's per-call oneDNN matmuls cost more than they do on blocks this
+// small, and AVX512-BF16 dot products ran at a third of the composed form's speed.)
 
 #include "cpu_attention.h"
 
@@ -26,14 +27,19 @@ namespace moa {
 namespace {
 
 constexpr int64_t kMaxHeadDim = 256;  // 8 AMX steps of 32 (SD1.5's heads are 40, 80 and 160 wide)
-constexpr int64_t kRows = 32;  // query rows per task: 32 × 4096 fp32 scores = 512 KB, in L2 (64 and 128 ran slower)
+constexpr int64_t kRows = 32;  // query rows per task: 32 × 4096 bf16 probabilities = 256 KB, in L2
 
 // Every buffer an AMX tile touches is laid out tile by tile, so each tile load or store is one
-// contiguous KB: rows 4 KB apart (a 4096-key row of scores is 16 KB) all fall into the same L1
-// cache set and evict each other.
-//   keys:   [keys32/16 tiles][steps·16 pairs][16 keys] uint32, pair p of key j = k[j][2p], k[j][2p+1]
-//   scores: [rows16/16][keys32/16][16 rows][16 keys] fp32
-//   probs:  [rows16/16][keys32/32][16 rows][32 keys] bf16
+// contiguous KB (rows 4 KB apart all fall into one L1 cache set and evict each other):
+//   keys:  [keys32/16 tiles][steps·16 pairs][16 keys] uint32, pair p of key j = k[j][2p], k[j][2p+1]
+//   probs: [rows16/16][keys32/32][16 rows][32 keys] bf16
+
+// Probabilities are 2^(s·scale·log₂e − shift) with a per-row shift (in log₂ units) at most the
+// row's running maximum and at most kHeadroom below it: so p ≤ 2^kHeadroom, which bf16 and the
+// fp32 sums hold easily, and the largest p ≥ 1, so a sum never underflows. The shift starts at the
+// first block's maximum and moves (rescaling what the row wrote so far) only when a score passes
+// it by more than kHeadroom, which after the first block is rare.
+constexpr float kHeadroom = 8.0f;
 
 #define MOA_AMX __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
 
@@ -60,20 +66,71 @@ inline __mmask16 validKeys(int64_t tile, int64_t lk) {
   return static_cast<__mmask16>((1u << n) - 1);
 }
 
-// Folds a just-stored 16 × 16 score tile (still in L1) into its rows' lane-wise maxima.
-MOA_AMX inline void foldMax(const float* tile, float* maxima, __mmask16 valid) {
-  for (int r = 0; r < 16; r++) {
-    const __m512 m = _mm512_load_ps(maxima + r * 16);
-    _mm512_store_ps(maxima + r * 16, _mm512_mask_max_ps(m, valid, m, _mm512_load_ps(tile + r * 16)));
+// 2^t for finite t: 2^⌊t⌋ (scalef) times 2^f, f = t − ⌊t⌋ in [0, 1) (vreduceps), f's power from a
+// degree-3 polynomial fitted to relative error (< 8e-5, far below bf16's 4e-3). Below 2^−149 it
+// flushes to 0, as fp32 does. Half the instructions of expNonPositive, in the kernel's hottest loop.
+MOA_AMX inline __m512 exp2Finite(__m512 t) {
+  const __m512 f = _mm512_reduce_ps(t, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+  __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(0.07802287f), f, _mm512_set1_ps(0.22606596f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.69583589f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.99992478f));
+  return _mm512_scalef_ps(p, t);
+}
+
+// Max over the real keys of one row's 32 scores, in log₂ units, rounded up to an integer (so
+// moving a shift rescales bf16 probabilities exactly, by a power of two).
+MOA_AMX inline float shiftFor(__m512 a, __m512 b, __mmask16 valid0, __mmask16 valid1, __m512 scaleLog2) {
+  const __m512 lowest = _mm512_set1_ps(-INFINITY);
+  const __m512 m = _mm512_max_ps(_mm512_mask_mov_ps(lowest, valid0, a), _mm512_mask_mov_ps(lowest, valid1, b));
+  return std::ceil(_mm512_reduce_max_ps(_mm512_mul_ps(m, scaleLog2)));
+}
+
+// Multiplies one row's probabilities so far (blocks of 32 keys, 1 KB apart) by 2^by, by ≤ 0.
+MOA_AMX void rescaleRow(c10::BFloat16* row, int64_t blocks, float by) {
+  const __m512 exponent = _mm512_set1_ps(by);
+  for (int64_t k = 0; k < blocks; k++) {
+    auto* at = reinterpret_cast<__m512i*>(row + k * 512);
+    const __m512i x = _mm512_load_si512(at);
+    const __m512 lo = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(x)), 16));
+    const __m512 hi = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(x, 1)), 16));
+    _mm512_store_si512(at, (__m512i)_mm512_cvtne2ps_pbh(_mm512_scalef_ps(hi, exponent), _mm512_scalef_ps(lo, exponent)));
   }
 }
 
-// Scores of 16·n query rows against keys32 keys, fp32: s[i][j] = Σ_c q[i][c]·k[j][c], and each
-// row's lane-wise maximum over its real keys (maxima: [rows16][16], filled with −∞ by the caller).
-// q: bf16 rows padded to steps·32 values. Tiles 0-3 accumulate a 32 × 32 block; 4-5 hold q, 6-7 keys.
-MOA_AMX void scoreBlock(const c10::BFloat16* q, const uint32_t* keys, float* s, float* maxima, int64_t rows16, int64_t steps,
-                        int64_t keys32, int64_t lk) {
-  const int64_t width = steps * 32, qStride = width * 2, keyTiles = keys32 / 16, keyTile = steps * 256;
+// 16 rows × 32 keys of fp32 scores (two tiles just stored, still in L1) → bf16 probabilities in
+// their block of probs. shifts: the 16 rows' shifts, set here on a row's first block (block 0).
+template <bool Edge>
+MOA_AMX void expBlock(const float* tiles, c10::BFloat16* probs, int64_t block, float* shifts, __mmask16 valid0, __mmask16 valid1,
+                      __m512 scaleLog2) {
+  c10::BFloat16* p = probs + block * 512;
+  for (int r = 0; r < 16; r++) {
+    const __m512 a = _mm512_load_ps(tiles + r * 16), b = _mm512_load_ps(tiles + 256 + r * 16);
+    if (block == 0) shifts[r] = shiftFor(a, b, valid0, valid1, scaleLog2);
+    __m512 ta = _mm512_fmsub_ps(a, scaleLog2, _mm512_set1_ps(shifts[r]));
+    __m512 tb = _mm512_fmsub_ps(b, scaleLog2, _mm512_set1_ps(shifts[r]));
+    const __m512 headroom = _mm512_set1_ps(kHeadroom);
+    if (_mm512_mask_cmp_ps_mask(valid0, ta, headroom, _CMP_GT_OQ) | _mm512_mask_cmp_ps_mask(valid1, tb, headroom, _CMP_GT_OQ)) {
+      const float shift = shiftFor(a, b, valid0, valid1, scaleLog2);
+      rescaleRow(probs + r * 32, block, shifts[r] - shift);
+      shifts[r] = shift;
+      ta = _mm512_fmsub_ps(a, scaleLog2, _mm512_set1_ps(shift));
+      tb = _mm512_fmsub_ps(b, scaleLog2, _mm512_set1_ps(shift));
+    }
+    __m512 ea = exp2Finite(ta), eb = exp2Finite(tb);
+    if (Edge) ea = _mm512_maskz_mov_ps(valid0, ea), eb = _mm512_maskz_mov_ps(valid1, eb);  // padded keys: p = 0
+    _mm512_store_si512(reinterpret_cast<__m512i*>(p + r * 32), (__m512i)_mm512_cvtne2ps_pbh(eb, ea));
+  }
+}
+
+// Probabilities (unnormalised) of 16·n query rows against keys32 keys: scores
+// s[i][j] = Σ_c q[i][c]·k[j][c] in fp32 on AMX, 32 × 32 at a time, each block turned into bf16
+// probabilities while in L1. q: bf16 rows padded to steps·32 values; shifts: [rows16].
+// Tiles 0-3 accumulate a 32 × 32 block; 4-5 hold q, 6-7 keys.
+MOA_AMX void probabilityBlock(const c10::BFloat16* q, const uint32_t* keys, c10::BFloat16* probs, float* shifts, int64_t rows16,
+                              int64_t steps, int64_t keys32, int64_t lk, float scaleLog2) {
+  const int64_t width = steps * 32, qStride = width * 2, keyTiles = keys32 / 16, keyTile = steps * 256, blocks = keys32 / 32;
+  const __m512 scale = _mm512_set1_ps(scaleLog2);
+  alignas(64) float tiles[4 * 256];
   for (int64_t i = 0; i < rows16; i += 32) {
     const bool two = i + 16 < rows16;
     for (int64_t j = 0; j < keyTiles; j += 2) {
@@ -93,53 +150,19 @@ MOA_AMX void scoreBlock(const c10::BFloat16* q, const uint32_t* keys, float* s, 
           _tile_dpbf16ps(3, 5, 7);
         }
       }
-      float* top = s + ((i / 16) * keyTiles + j) * 256;
-      _tile_stored(0, top, 64);
-      _tile_stored(1, top + 256, 64);
-      const __mmask16 valid0 = validKeys(j, lk), valid1 = validKeys(j + 1, lk);
-      foldMax(top, maxima + i * 16, valid0);
-      foldMax(top + 256, maxima + i * 16, valid1);
+      _tile_stored(0, tiles, 64);
+      _tile_stored(1, tiles + 256, 64);
       if (two) {
-        float* bottom = top + keyTiles * 256;
-        _tile_stored(2, bottom, 64);
-        _tile_stored(3, bottom + 256, 64);
-        foldMax(bottom, maxima + (i + 16) * 16, valid0);
-        foldMax(bottom + 256, maxima + (i + 16) * 16, valid1);
+        _tile_stored(2, tiles + 512, 64);
+        _tile_stored(3, tiles + 768, 64);
       }
-    }
-  }
-}
-
-// 2^t for finite t: 2^⌊t⌋ (scalef) times 2^f, f = t − ⌊t⌋ in [0, 1) (vreduceps), f's power from a
-// degree-3 polynomial fitted to relative error (< 8e-5, far below bf16's 4e-3). Below 2^−149 it
-// flushes to 0, as fp32 does. Half the instructions of expNonPositive, in the kernel's hottest loop.
-MOA_AMX inline __m512 exp2Finite(__m512 t) {
-  const __m512 f = _mm512_reduce_ps(t, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-  __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(0.07802287f), f, _mm512_set1_ps(0.22606596f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.69583589f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.99992478f));
-  return _mm512_scalef_ps(p, t);
-}
-
-// One 16-row tile of scores → p = exp((s − max)·scale) = 2^(s·scale·log₂e − shift) as bf16
-// (rounded to nearest even by AVX512-BF16), 0 for padded keys. shifts[r] = max·scale·log₂e. Row
-// sums come from p·v (a column of ones in v), so they add exactly the rounded p.
-MOA_AMX void expTile(const float* s, c10::BFloat16* p, const float* shifts, int64_t keys32, int64_t lk, float scaleLog2) {
-  const __m512 vscale = _mm512_set1_ps(scaleLog2);
-  const int64_t tiles = keys32 / 16, full = lk / 16;
-  for (int64_t t = 0; t < tiles; t++) {
-    const float* st = s + t * 256;
-    c10::BFloat16* pt = p + (t / 2) * 512 + (t % 2) * 16;
-    if (t < full) {
-      for (int r = 0; r < 16; r++) {
-        const __m512 e = exp2Finite(_mm512_fmsub_ps(_mm512_load_ps(st + r * 16), vscale, _mm512_set1_ps(shifts[r])));
-        _mm256_store_si256(reinterpret_cast<__m256i*>(pt + r * 32), (__m256i)_mm512_cvtneps_pbh(e));
-      }
-    } else {
-      const __mmask16 valid = validKeys(t, lk);
-      for (int r = 0; r < 16; r++) {
-        const __m512 e = _mm512_maskz_mov_ps(valid, exp2Finite(_mm512_fmsub_ps(_mm512_load_ps(st + r * 16), vscale, _mm512_set1_ps(shifts[r]))));
-        _mm256_store_si256(reinterpret_cast<__m256i*>(pt + r * 32), (__m256i)_mm512_cvtneps_pbh(e));
+      const __mmask16 valid0 = validKeys(j, lk), valid1 = validKeys(j + 1, lk);
+      const bool edge = (valid0 & valid1) != 0xffff;
+      for (int64_t half = 0; half < (two ? 2 : 1); half++) {
+        c10::BFloat16* rows = probs + (i / 16 + half) * blocks * 512;
+        float* rowShifts = shifts + i + half * 16;
+        if (edge) expBlock<true>(tiles + half * 512, rows, j / 2, rowShifts, valid0, valid1, scale);
+        else expBlock<false>(tiles + half * 512, rows, j / 2, rowShifts, valid0, valid1, scale);
       }
     }
   }
@@ -238,16 +261,12 @@ at::Tensor cpuAttention(const at::Tensor& qIn, const at::Tensor& kIn, const at::
     configureTiles();  // per thread: tile configuration is thread state
     // libtorch's CPU allocations are 64-byte aligned, as the aligned vector loads need.
     auto qb = at::empty({kRows * width}, q.options());
-    auto scores = at::empty({kRows * keys32}, q.options().dtype(at::kFloat));
     auto probs = at::empty({kRows * keys32}, q.options());
     auto acc = at::empty({kRows * cols16}, q.options().dtype(at::kFloat));
-    auto maxima = at::empty({kRows * 16}, q.options().dtype(at::kFloat));
     auto* qbp = qb.data_ptr<c10::BFloat16>();
-    auto* sp = scores.data_ptr<float>();
     auto* pp = probs.data_ptr<c10::BFloat16>();
     auto* ap = acc.data_ptr<float>();
-    auto* mp = maxima.data_ptr<float>();
-    float shifts[16];
+    float shifts[kRows];
     const float scaleLog2 = static_cast<float>(scale * 1.4426950408889634);  // exp(x) = 2^(x·log₂e)
     for (int64_t task = begin; task < end; task++) {
       const int64_t h = task / blocks, r0 = (task % blocks) * kRows, rows = std::min(kRows, lq - r0);
@@ -255,12 +274,7 @@ at::Tensor cpuAttention(const at::Tensor& qIn, const at::Tensor& kIn, const at::
       const c10::BFloat16* qh = q.data_ptr<c10::BFloat16>() + (h * lq + r0) * d;
       std::fill(qbp, qbp + rows16 * width, c10::BFloat16(0.0f));  // padded rows and widths are zero
       for (int64_t i = 0; i < rows; i++) std::copy(qh + i * d, qh + (i + 1) * d, qbp + i * width);
-      std::fill(mp, mp + rows16 * 16, -INFINITY);
-      scoreBlock(qbp, kp.data() + h * kSize, sp, mp, rows16, steps, keys32, lk);
-      for (int64_t i = 0; i < rows16; i += 16) {
-        for (int r = 0; r < 16; r++) shifts[r] = *std::max_element(mp + (i + r) * 16, mp + (i + r + 1) * 16) * scaleLog2;
-        expTile(sp + i * keys32, pp + i * keys32, shifts, keys32, lk, scaleLog2);
-      }
+      probabilityBlock(qbp, kp.data() + h * kSize, pp, shifts, rows16, steps, keys32, lk, scaleLog2);
       valueBlock(pp, vp.data() + h * vSize, ap, rows16, keys32, cols16);
       auto* po = out.data_ptr<c10::BFloat16>() + (h * lq + r0) * dv;
       for (int64_t i = 0; i < rows; i++) {
