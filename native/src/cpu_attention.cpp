@@ -169,33 +169,43 @@ MOA_AMX void probabilityBlock(const c10::BFloat16* q, const uint32_t* keys, c10:
 }
 
 // o[i][c] = Σ_j p[i][j]·v[j][c], fp32, for 16·n rows. vp: v's pairs as uint32 [keys32/2][cols16]
-// (pair m of column c = v[2m][c], v[2m+1][c]; column dv is all ones, so o[i][dv] = Σ_j p[i][j]). Per 16 rows and up to 3 column tiles: tiles 0-2
-// accumulate over all keys, 4 holds p, 5-7 v.
+// (pair m of column c = v[2m][c], v[2m+1][c]; column dv is all ones, so o[i][dv] = Σ_j p[i][j]).
+// 32 rows × 32 columns at a time (tiles 0-3 accumulate, 4-5 hold p, 6-7 v), so each tile of v
+// read from L2 serves two tiles of p.
 MOA_AMX void valueBlock(const c10::BFloat16* p, const uint32_t* vp, float* o, int64_t rows16, int64_t keys32, int64_t cols16) {
   const int64_t vStride = cols16 * 4, oStride = cols16 * 4, pTiles = keys32 / 32;
-  for (int64_t i = 0; i < rows16; i += 16) {
-    for (int64_t c = 0; c < cols16; c += 48) {
-      const int64_t n = std::min<int64_t>(3, (cols16 - c) / 16);
+  for (int64_t i = 0; i < rows16; i += 32) {
+    const bool twoRows = i + 16 < rows16;
+    const c10::BFloat16* top = p + (i / 16) * pTiles * 512;
+    const c10::BFloat16* bottom = top + pTiles * 512;
+    for (int64_t c = 0; c < cols16; c += 32) {
+      const bool twoCols = c + 16 < cols16;
       _tile_zero(0);
       _tile_zero(1);
       _tile_zero(2);
+      _tile_zero(3);
       for (int64_t k = 0; k < pTiles; k++) {
         const uint32_t* vr = vp + k * 16 * cols16 + c;
-        _tile_loadd(4, p + ((i / 16) * pTiles + k) * 512, 64);
-        _tile_loadd(5, vr, vStride);
-        _tile_dpbf16ps(0, 4, 5);
-        if (n > 1) {
-          _tile_loadd(6, vr + 16, vStride);
-          _tile_dpbf16ps(1, 4, 6);
+        _tile_loadd(4, top + k * 512, 64);
+        _tile_loadd(6, vr, vStride);
+        _tile_dpbf16ps(0, 4, 6);
+        if (twoCols) {
+          _tile_loadd(7, vr + 16, vStride);
+          _tile_dpbf16ps(1, 4, 7);
         }
-        if (n > 2) {
-          _tile_loadd(7, vr + 32, vStride);
-          _tile_dpbf16ps(2, 4, 7);
+        if (twoRows) {
+          _tile_loadd(5, bottom + k * 512, 64);
+          _tile_dpbf16ps(2, 5, 6);
+          if (twoCols) _tile_dpbf16ps(3, 5, 7);
         }
       }
-      _tile_stored(0, o + i * cols16 + c, oStride);
-      if (n > 1) _tile_stored(1, o + i * cols16 + c + 16, oStride);
-      if (n > 2) _tile_stored(2, o + i * cols16 + c + 32, oStride);
+      float* out = o + i * cols16 + c;
+      _tile_stored(0, out, oStride);
+      if (twoCols) _tile_stored(1, out + 16, oStride);
+      if (twoRows) {
+        _tile_stored(2, out + 16 * cols16, oStride);
+        if (twoCols) _tile_stored(3, out + 16 * cols16 + 16, oStride);
+      }
     }
   }
 }
