@@ -211,14 +211,28 @@ MOA_AMX void valueBlock(const c10::BFloat16* p, const uint32_t* vp, float* o, in
 }
 
 void checkInputs(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
-  TORCH_CHECK(q.dim() == 3 && k.dim() == 3 && v.dim() == 3, "cpuAttention: q, k, v must be [batch·heads, L, d]");
+  TORCH_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4, "cpuAttention: q, k, v must be [batch, L, heads, d]");
   TORCH_CHECK(q.scalar_type() == at::kBFloat16 && k.scalar_type() == at::kBFloat16 && v.scalar_type() == at::kBFloat16,
               "cpuAttention: q, k, v must be bfloat16");
   TORCH_CHECK(q.device().is_cpu() && k.device().is_cpu() && v.device().is_cpu(), "cpuAttention: q, k, v must be on the CPU");
-  TORCH_CHECK(k.size(0) == q.size(0) && v.size(0) == q.size(0), "cpuAttention: q, k, v differ in batch·heads");
-  TORCH_CHECK(k.size(2) == q.size(2) && v.size(1) == k.size(1), "cpuAttention: k must be [BH, Lk, d] and v [BH, Lk, dv]");
+  TORCH_CHECK(k.size(0) == q.size(0) && v.size(0) == q.size(0) && k.size(2) == q.size(2) && v.size(2) == q.size(2),
+              "cpuAttention: q, k, v differ in batch or heads");
+  TORCH_CHECK(k.size(3) == q.size(3) && v.size(1) == k.size(1), "cpuAttention: k must be [B, Lk, heads, d] and v [B, Lk, heads, dv]");
   TORCH_CHECK(k.size(1) > 0, "cpuAttention: no keys");
-  TORCH_CHECK(q.size(2) <= kMaxHeadDim, "cpuAttention: head width ", q.size(2), " is over ", kMaxHeadDim);
+  TORCH_CHECK(q.size(3) <= kMaxHeadDim, "cpuAttention: head width ", q.size(3), " is over ", kMaxHeadDim);
+}
+
+// Rows of one head in a [B, L, heads, d] view: row l at base + l·stride, its d values contiguous.
+struct HeadRows {
+  const c10::BFloat16* base;
+  int64_t stride;
+  const c10::BFloat16* operator[](int64_t l) const { return base + l * stride; }
+};
+
+// Head h (= b·heads + hh) of a view whose last dimension is contiguous.
+HeadRows headRows(const at::Tensor& t, int64_t h) {
+  const int64_t heads = t.size(2);
+  return {t.data_ptr<c10::BFloat16>() + (h / heads) * t.stride(0) + (h % heads) * t.stride(2), t.stride(1)};
 }
 
 }  // namespace
@@ -237,35 +251,35 @@ at::Tensor cpuAttention(const at::Tensor& qIn, const at::Tensor& kIn, const at::
   TORCH_CHECK(cpuAttentionAvailable(), "cpuAttention needs a CPU with AVX-512 and AMX (use the composed attention)");
   checkInputs(qIn, kIn, vIn);
   at::NoGradGuard noGrad;
-  const auto q = qIn.contiguous(), k = kIn.contiguous(), v = vIn.contiguous();
-  const int64_t bh = q.size(0), lq = q.size(1), lk = k.size(1), d = q.size(2), dv = v.size(2);
+  // Views straight from the projections ([B, L, heads·d] seen as [B, L, heads, d]) are read in
+  // place: only the last dimension must be contiguous.
+  const auto rowMajor = [](const at::Tensor& t) { return t.stride(3) == 1 ? t : t.contiguous(); };
+  const auto q = rowMajor(qIn), k = rowMajor(kIn), v = rowMajor(vIn);
+  const int64_t batch = q.size(0), heads = q.size(2), bh = batch * heads;
+  const int64_t lq = q.size(1), lk = k.size(1), d = q.size(3), dv = v.size(3);
   const int64_t steps = (d + 31) / 32, width = steps * 32;  // head width in AMX steps of 32
   const int64_t keys32 = (lk + 31) / 32 * 32, cols16 = (dv + 16) / 16 * 16;  // dv columns and one of ones
   // Every head's keys and values packed once (layouts above); zeros in the padding, so padded key
   // widths add 0 to scores and padded keys add 0 to outputs.
   const int64_t kSize = keys32 * steps * 16, vSize = keys32 / 2 * cols16;
   std::vector<uint32_t> kp(static_cast<size_t>(bh * kSize), 0), vp(static_cast<size_t>(bh * vSize), 0);
-  const auto* kAll = k.data_ptr<c10::BFloat16>();
-  const auto* vAll = v.data_ptr<c10::BFloat16>();
+  const auto pair = [](c10::BFloat16 lo, c10::BFloat16 hi) { return lo.x | static_cast<uint32_t>(hi.x) << 16; };
   at::parallel_for(0, bh, 1, [&](int64_t begin, int64_t end) {
+    const c10::BFloat16 zero(0.0f), one(1.0f);
     for (int64_t h = begin; h < end; h++) {
-      const c10::BFloat16* kh = kAll + h * lk * d;
-      const c10::BFloat16* vh = vAll + h * lk * dv;
+      const HeadRows kh = headRows(k, h), vh = headRows(v, h);
       uint32_t* kd = kp.data() + h * kSize;
       uint32_t* vd = vp.data() + h * vSize;
       for (int64_t j = 0; j < lk; j++) {
         uint32_t* tile = kd + (j / 16) * steps * 256 + j % 16;
-        for (int64_t c = 0; c < d; c += 2)
-          tile[c / 2 * 16] = kh[j * d + c].x | (c + 1 < d ? static_cast<uint32_t>(kh[j * d + c + 1].x) << 16 : 0u);
+        for (int64_t c = 0; c < d; c += 2) tile[c / 2 * 16] = pair(kh[j][c], c + 1 < d ? kh[j][c + 1] : zero);
       }
       for (int64_t m = 0; 2 * m < lk; m++)
-        for (int64_t c = 0; c < dv; c++)
-          vd[m * cols16 + c] = vh[2 * m * dv + c].x | (2 * m + 1 < lk ? static_cast<uint32_t>(vh[(2 * m + 1) * dv + c].x) << 16 : 0u);
-      const uint32_t one = c10::BFloat16(1.0f).x;
-      for (int64_t m = 0; m < keys32 / 2; m++) vd[m * cols16 + dv] = one | one << 16;
+        for (int64_t c = 0; c < dv; c++) vd[m * cols16 + c] = pair(vh[2 * m][c], 2 * m + 1 < lk ? vh[2 * m + 1][c] : zero);
+      for (int64_t m = 0; m < keys32 / 2; m++) vd[m * cols16 + dv] = pair(one, one);
     }
   });
-  auto out = at::empty({bh, lq, dv}, q.options());
+  auto out = at::empty({batch, lq, heads, dv}, q.options());
   const int64_t blocks = (lq + kRows - 1) / kRows;
   at::parallel_for(0, bh * blocks, 1, [&](int64_t begin, int64_t end) {
     configureTiles();  // per thread: tile configuration is thread state
@@ -281,15 +295,15 @@ at::Tensor cpuAttention(const at::Tensor& qIn, const at::Tensor& kIn, const at::
     for (int64_t task = begin; task < end; task++) {
       const int64_t h = task / blocks, r0 = (task % blocks) * kRows, rows = std::min(kRows, lq - r0);
       const int64_t rows16 = (rows + 15) / 16 * 16;
-      const c10::BFloat16* qh = q.data_ptr<c10::BFloat16>() + (h * lq + r0) * d;
+      const HeadRows qh = headRows(q, h);
       std::fill(qbp, qbp + rows16 * width, c10::BFloat16(0.0f));  // padded rows and widths are zero
-      for (int64_t i = 0; i < rows; i++) std::copy(qh + i * d, qh + (i + 1) * d, qbp + i * width);
+      for (int64_t i = 0; i < rows; i++) std::copy(qh[r0 + i], qh[r0 + i] + d, qbp + i * width);
       probabilityBlock(qbp, kp.data() + h * kSize, pp, shifts, rows16, steps, keys32, lk, scaleLog2);
       valueBlock(pp, vp.data() + h * vSize, ap, rows16, keys32, cols16);
-      auto* po = out.data_ptr<c10::BFloat16>() + (h * lq + r0) * dv;
+      c10::BFloat16* po = out.data_ptr<c10::BFloat16>() + ((h / heads) * lq + r0) * heads * dv + (h % heads) * dv;
       for (int64_t i = 0; i < rows; i++) {
         const float inv = 1.0f / ap[i * cols16 + dv];
-        for (int64_t c = 0; c < dv; c++) po[i * dv + c] = static_cast<c10::BFloat16>(ap[i * cols16 + c] * inv);
+        for (int64_t c = 0; c < dv; c++) po[i * heads * dv + c] = static_cast<c10::BFloat16>(ap[i * cols16 + c] * inv);
       }
     }
     releaseTiles();

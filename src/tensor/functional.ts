@@ -1,5 +1,6 @@
 // Operations on several tensors, and the network building blocks (as torch.nn.functional).
 import { native } from './native.js';
+import { tidy } from './scope.js';
 import { Tensor } from './tensor.js';
 
 type Pair = number | readonly [number, number];
@@ -98,11 +99,16 @@ export function hasFusedAttention(): boolean {
   return native.fusedAttention();
 }
 /**
- * softmax(q kᵀ · scale) v for bfloat16 q [BH, Lq, d], k [BH, Lk, d], v [BH, Lk, dv] on the CPU,
- * without gradients: moa's own kernel (blocks of query rows; AMX matmuls, AVX-512 exp), for
- * libtorch without a fused one. Heads up to 256 wide. Only where hasCpuAttention().
+ * softmax(q kᵀ · scale) v per head, for bfloat16 on the CPU without gradients: moa's own kernel
+ * (AMX matmuls, AVX-512 exp), for libtorch without a fused one. Heads up to 256 wide. Only where
+ * hasCpuAttention(). Token-major q [B, Lq, heads, d], k [B, Lk, heads, d], v [B, Lk, heads, dv]
+ * (views of the projections, read in place) → [B, Lq, heads, dv]; or head-major
+ * [BH, L, d] each → [BH, Lq, dv].
  */
 export function cpuAttention(q: Tensor, k: Tensor, v: Tensor, scale: number): Tensor {
+  if (q.ndim === 3 && k.ndim === 3 && v.ndim === 3) {
+    return tidy(() => new Tensor(native.cpuAttention(q.unsqueeze(2).handle, k.unsqueeze(2).handle, v.unsqueeze(2).handle, scale)).squeeze(2));
+  }
   return new Tensor(native.cpuAttention(q.handle, k.handle, v.handle, scale));
 }
 /** Whether cpuAttention runs here (a CPU with AVX-512, AVX512-BF16 and AMX, which Linux lets this process use). */

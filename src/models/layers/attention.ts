@@ -82,8 +82,9 @@ export function attend(q: Tensor, k: Tensor, v: Tensor, heads: number): Tensor {
     if (hasFusedAttention()) {
       out = scaledDotProductAttention(split(q), split(k), split(v)).reshape(bh, lq, d);
     } else if (cpuKernel && !grad && q.dtype === 'bfloat16' && q.device === 'cpu' && d <= CPU_KERNEL_MAX_HEAD && hasCpuAttention()) {
-      const heads3d = (t: Tensor) => split(t).reshape(bh, t.size(1), d);
-      out = cpuAttention(heads3d(q), heads3d(k), heads3d(v), 1 / Math.sqrt(d));
+      // Token-major in and out: the kernel reads the projections in place and writes [B, Lq, heads, d].
+      const tokens = (t: Tensor) => t.view(b, t.size(1), heads, d);
+      return cpuAttention(tokens(q), tokens(k), tokens(v), 1 / Math.sqrt(d)).view(b, lq, inner);
     } else {
       const qs = split(q.mul(1 / Math.sqrt(d))).reshape(bh, lq, d);
       const kt = split(k).reshape(bh, lk, d).mT; // [B·heads, d, Lk]: bmm reads it transposed, no copy
