@@ -159,6 +159,7 @@ const std::vector<OpEntry> kOps = {
     OP(maximum, [](T a, T b) { return at::maximum(a, b); }),
     OP(minimum, [](T a, T b) { return at::minimum(a, b); }),
     OP(lerp, [](T a, T b, at::Scalar w) { return at::lerp(a, b, w); }),
+    OP(lerpTensor, [](T a, T b, T w) { return at::lerp(a, b, w); }),
     OP(addcmul, [](T t, T a, T b, at::Scalar v) { return at::addcmul(t, a, b, v); }),
     OP(neg, [](T a) { return at::neg(a); }),
     OP(abs, [](T a) { return at::abs(a); }),

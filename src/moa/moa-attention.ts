@@ -114,8 +114,8 @@ export class MoAAttention extends Module implements AttentionLayer {
       const prior = this.#prior.forward(hidden, context, ctx);
       const r1 = this.router.personalWeight(hidden, strength); // [B, N, 1] float32
       if (moa.recorder) this.#recordRouting(moa.recorder, ctx, r1);
-      // r0·prior + r1·personal with r0 = 1 − r1, written so that personal = prior gives prior exactly.
-      return prior.add(personal.sub(prior).mul(r1.to(prior.dtype)));
+      // r0·prior + r1·personal with r0 = 1 − r1 as one lerp pass (personal = prior gives prior exactly).
+      return prior.lerp(personal, r1.to(prior.dtype));
     });
   }
 

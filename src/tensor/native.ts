@@ -71,6 +71,7 @@ export interface Native {
   maximum(a: H, b: H): H;
   minimum(a: H, b: H): H;
   lerp(a: H, b: H, w: Scalar): H;
+  lerpTensor(a: H, b: H, w: H): H;
   addcmul(t: H, a: H, b: H, v: Scalar): H;
   clamp(a: H, lo: Opt<Scalar>, hi: Opt<Scalar>): H;
   where(c: H, a: H, b: H): H;

@@ -232,9 +232,9 @@ export class Tensor {
   minimum(other: Tensor): Tensor {
     return new Tensor(native.minimum(this.#handle, other.#handle));
   }
-  /** this + weight * (end - this). */
-  lerp(end: Tensor, weight: number): Tensor {
-    return new Tensor(native.lerp(this.#handle, end.#handle, weight));
+  /** this + weight * (end - this), in one pass; a tensor weight broadcasts and must have this dtype. */
+  lerp(end: Tensor, weight: number | Tensor): Tensor {
+    return new Tensor(typeof weight === 'number' ? native.lerp(this.#handle, end.#handle, weight) : native.lerpTensor(this.#handle, end.#handle, weight.#handle));
   }
   addcmul(a: Tensor, b: Tensor, value = 1): Tensor {
     return new Tensor(native.addcmul(this.#handle, a.#handle, b.#handle, value));
