@@ -309,6 +309,16 @@ test('attend() in bfloat16 over cache-sized blocks (uneven heads and rows) match
 });
 
 describe('moa\'s bf16 CPU attention kernel', { skip: !hasCpuAttention() && 'this CPU lacks AVX-512 or AMX' }, () => {
+  /** The kernel's result, checked against the float32 reference from the same bf16 inputs. */
+  function expectReferenceResult(q: Tensor, k: Tensor, v: Tensor): Tensor {
+    const scale = 1 / Math.sqrt(q.size(-1));
+    const got = cpuAttention(q, k, v, scale);
+    // bf16 keeps 8 bits: p and the output are each rounded once (the composed form rounds scores too).
+    const error = relativeError(got.float(), attentionReference(q.float(), k.float(), v.float(), { scale }));
+    assert.ok(error < 8e-3, `relative error ${error}`);
+    return got;
+  }
+
   // [BH, Lq, Lk, d, dv, magnitude of q and k]: rows and keys off every block size (16, 32, 64),
   // an odd key count and head width, dv ≠ d, SD1.5's cross-attention (77 keys), scores up to ~±60.
   const cases = [
@@ -324,13 +334,9 @@ describe('moa\'s bf16 CPU attention kernel', { skip: !hasCpuAttention() && 'this
     test(`[${bh}, ${lq}, ${d}] × [${lk} keys, ${dv} values], scores ×${m * m}: as the float32 reference from the same bf16 inputs`, () => {
       tidy(() => {
         const [q, k, v] = [input([bh!, lq!, d!], 40).mul(m!).bfloat16(), input([bh!, lk!, d!], 41).mul(m!).bfloat16(), input([bh!, lk!, dv!], 42).bfloat16()];
-        const exact = attentionReference(q.float(), k.float(), v.float(), { scale: 1 / Math.sqrt(d!) });
-        const got = cpuAttention(q, k, v, 1 / Math.sqrt(d!));
+        const got = expectReferenceResult(q, k, v);
         assert.equal(got.dtype, 'bfloat16');
         assert.deepEqual(got.shape, [bh, lq, dv]);
-        // bf16 keeps 8 bits: p and the output are each rounded once (the composed form rounds scores too).
-        const error = relativeError(got.float(), exact);
-        assert.ok(error < 8e-3, `relative error ${error}`);
       });
     });
   }
@@ -339,10 +345,7 @@ describe('moa\'s bf16 CPU attention kernel', { skip: !hasCpuAttention() && 'this
     tidy(() => {
       const q = input([2, 20, 40], 50).abs().add(1).mul(3).bfloat16();
       const k = input([2, 50, 40], 51).abs().add(1).mul(-3).bfloat16();
-      const v = input([2, 50, 40], 52).bfloat16();
-      const exact = attentionReference(q.float(), k.float(), v.float(), { scale: 1 / Math.sqrt(40) });
-      const error = relativeError(cpuAttention(q, k, v, 1 / Math.sqrt(40)).float(), exact);
-      assert.ok(error < 8e-3, `relative error ${error}`);
+      expectReferenceResult(q, k, input([2, 50, 40], 52).bfloat16());
     });
   });
 
@@ -351,10 +354,20 @@ describe('moa\'s bf16 CPU attention kernel', { skip: !hasCpuAttention() && 'this
       const ramp = tensor(Float32Array.from({ length: 300 }, (_, j) => (j / 300) * 6 - 1), { shape: [1, 300, 1] });
       const q = input([2, 40, 32], 53).abs().add(0.5).bfloat16();
       const k = input([2, 300, 32], 54).abs().add(0.5).mul(ramp).bfloat16();
-      const v = input([2, 300, 32], 55).bfloat16();
-      const exact = attentionReference(q.float(), k.float(), v.float(), { scale: 1 / Math.sqrt(32) });
-      const error = relativeError(cpuAttention(q, k, v, 1 / Math.sqrt(32)).float(), exact);
-      assert.ok(error < 8e-3, `relative error ${error}`);
+      expectReferenceResult(q, k, input([2, 300, 32], 55).bfloat16());
+    });
+  });
+
+  test('token-major [B, L, heads, d] views with row strides (slices of a wider projection) give the head-major result', () => {
+    tidy(() => {
+      const [b, l, heads, d] = [2, 70, 3, 24];
+      const qkv = input([b, l, 3 * heads * d], 56).bfloat16(); // rows 3·heads·d apart
+      const [q, k, v] = [0, 1, 2].map((i) => qkv.narrow(2, i * heads * d, heads * d).view(b, l, heads, d));
+      const headMajor = (t: Tensor) => t.transpose(1, 2).reshape(b * heads, l, d);
+      const got = cpuAttention(q!, k!, v!, 1 / Math.sqrt(d));
+      assert.deepEqual(got.shape, [b, l, heads, d]);
+      const expected = expectReferenceResult(headMajor(q!), headMajor(k!), headMajor(v!));
+      assert.equal(got.transpose(1, 2).reshape(b * heads, l, d).sub(expected).abs().max().item(), 0);
     });
   });
 
