@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import sharp from 'sharp';
-import { measureJudges } from '../src/eval/accuracy.js';
+import { measureJudges, type JudgeAccuracy } from '../src/eval/accuracy.js';
 import { evalCases } from '../src/eval/cases.js';
 import { HEADER } from '../src/eval/grid.js';
 import { HELD_OUT_INDEX, judgeIdentities } from '../src/eval/judge-data.js';
@@ -114,6 +114,23 @@ describe('the shipped judges', { skip: shipped }, () => {
     assert.ok(a.segmentation.subjectPixelAccuracy >= 0.85, msg);
     for (const name of judges!.config.reliableAttributes) assert.ok(a.attributes.endToEnd[name]! >= 0.8, `${name}: ${msg}`);
     assert.ok(a.identityMatch.reliable >= 0.6, msg);
+  });
+
+  test('moa eval measure-judges reports the ceiling of each subject count, as moa eval scores it', () => {
+    const cli = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
+    const run = spawnSync(process.execPath, [cli, 'eval', 'measure-judges', '--held-out', '24', '--references', '8', '--json'], { encoding: 'utf8' });
+    assert.equal(run.status, 0, run.stderr);
+    const a = JSON.parse(run.stdout) as JudgeAccuracy;
+    assert.equal(a.images, 24);
+    assert.deepEqual(Object.keys(a.asEvaluated), ['1', '2', '3', '4']);
+    const total = Object.values(a.asEvaluated).reduce((n, c) => n + c.subjects, 0);
+    assert.equal(total, a.subjects.count);
+    for (const c of Object.values(a.asEvaluated)) assert.ok(c.identityMatch <= c.found && c.found <= 1, run.stdout);
+    // On renders (a perfect generator) single subjects are found and matched far more often than chance.
+    assert.ok(a.asEvaluated['1']!.found >= 0.7 && a.asEvaluated['1']!.identityMatch >= 0.5, run.stdout);
+    const bad = spawnSync(process.execPath, [cli, 'eval', 'measure-judges', '--judges', join(work, 'nowhere')], { encoding: 'utf8' });
+    assert.equal(bad.status, 1);
+    assert.match(bad.stderr, /no judges in .*nowhere/);
   });
 
   test('a render scored as a generation matches its own identities, and not others', () => {

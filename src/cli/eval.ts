@@ -1,6 +1,7 @@
 // `moa eval`: scores a MoA model on held-out identities of its world in unseen captions, with
 // judges trained on rendered images (identity, context, swap, prior, routing); writes a JSON
-// report and a picture grid. `moa eval train-judges` trains those judges.
+// report and a picture grid. `moa eval train-judges` trains those judges, `moa eval measure-judges`
+// measures them.
 import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { writeFileAtomically } from '../io/atomic.js';
@@ -10,7 +11,10 @@ import { evaluate } from '../eval/evaluate.js';
 import { writeGrid } from '../eval/grid.js';
 import { defaultJudgesDir, Judges } from '../eval/judges.js';
 import { formatReport } from '../eval/report.js';
+import { measureJudges, type JudgeAccuracy } from '../eval/accuracy.js';
+import { HELD_OUT_INDEX } from '../eval/judge-data.js';
 import { DEFAULT_STEPS, trainJudges, type TrainJudgesProgress } from '../eval/train-judges.js';
+import { noGrad } from '../tensor/autograd.js';
 import { DEFAULT_WORLD, readWorldSettings } from '../eval/world-settings.js';
 import { interruptible } from './interrupt.js';
 import { integer, number } from './numbers.js';
@@ -149,25 +153,56 @@ function trainJudgesCommand(): Command {
         result.judges.save(flags.out);
         const h = result.heldOut;
         if (flags.json) console.log(JSON.stringify({ out: flags.out, seconds: result.seconds, heldOut: h }, null, 2));
-        else {
-          const attrs = Object.entries(h.attributes.endToEnd)
-            .map(([k, v]) => `${k} ${(100 * v).toFixed(1)}%`)
-            .join(', ');
-          console.log(
-            [
-              `judges in ${flags.out} (${Object.entries(result.seconds).map(([k, v]) => `${k} ${v.toFixed(0)} s`).join(', ')})`,
-              `held out: ${h.images} scenes, ${h.references} references; subjects ${h.subjects.count}`,
-              `segmenter: subject class ${(100 * h.subjects.classAccuracy).toFixed(1)}%, found ${(100 * h.subjects.found).toFixed(1)}%, subject pixels ${(100 * h.segmentation.subjectPixelAccuracy).toFixed(1)}%, mean IoU ${h.segmentation.meanIoU.toFixed(3)}`,
-              `attributes (end to end): ${attrs}`,
-              `identity match: ${(100 * h.identityMatch.reliable).toFixed(1)}% on reliable attributes (${h.reliableAttributes.join(', ')}), ${(100 * h.identityMatch.all).toFixed(1)}% on all`,
-              `scene: kind ${(100 * h.scene.kind).toFixed(1)}%, time ${(100 * h.scene.time).toFixed(1)}%`,
-            ].join('\n'),
-          );
-        }
+        else console.log([`judges in ${flags.out} (${Object.entries(result.seconds).map(([k, v]) => `${k} ${v.toFixed(0)} s`).join(', ')})`, ...accuracyLines(h)].join('\n'));
       } finally {
         result.judges.dispose();
       }
     });
+}
+
+function measureJudgesCommand(): Command {
+  return new Command('measure-judges')
+    .description("measure judges on freshly rendered held-out scenes and references (as train-judges does after training), with each subject count scored the way `moa eval` scores generations: what a perfect generator would reach")
+    .option('--judges <dir>', 'judges folder (default: the shipped models/judges)')
+    .option('--held-out <n>', 'held-out scenes', integer('--held-out'), 300)
+    .option('--references <n>', 'held-out references', integer('--references'), 150)
+    .option('--json', 'print the accuracy as JSON')
+    .addHelpText('after', '\nExamples:\n  $ moa eval measure-judges\n  $ moa eval measure-judges --judges /tmp/judges --held-out 1000 --json')
+    .action((flags: { judges?: string; heldOut: number; references: number; json?: boolean }) => {
+      const judges = Judges.open(flags.judges ?? defaultJudgesDir());
+      try {
+        const reporter = progressReporter('held-out', flags.json);
+        const { seed, identities } = judges.config.training ?? {};
+        if (typeof seed !== 'number' || typeof identities !== 'number')
+          throw new Error(`${flags.judges ?? defaultJudgesDir()}/config.json has no training record (seed, identities), so its held-out identities are unknown; measure judges that \`moa eval train-judges\` wrote`);
+        const h = noGrad(() =>
+          measureJudges(judges, { seed, identities, images: flags.heldOut, references: flags.references, firstIndex: HELD_OUT_INDEX, onProgress: (done, total) => reporter.update(done, total, '') }),
+        );
+        reporter.stop();
+        console.log(flags.json ? JSON.stringify(h, null, 2) : accuracyLines(h).join('\n'));
+      } finally {
+        judges.dispose();
+      }
+    });
+}
+
+/** The held-out accuracy of judges, as lines for the terminal. */
+function accuracyLines(h: JudgeAccuracy): string[] {
+  const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+  const attrs = Object.entries(h.attributes.endToEnd)
+    .map(([k, v]) => `${k} ${pct(v)}`)
+    .join(', ');
+  const counts = Object.entries(h.asEvaluated)
+    .map(([n, c]) => `${n}: found ${pct(c.found)}, identity match ${pct(c.identityMatch)} (${c.subjects})`)
+    .join('; ');
+  return [
+    `held out: ${h.images} scenes, ${h.references} references; subjects ${h.subjects.count}`,
+    `segmenter: subject class ${pct(h.subjects.classAccuracy)}, found ${pct(h.subjects.found)}, subject pixels ${pct(h.segmentation.subjectPixelAccuracy)}, mean IoU ${h.segmentation.meanIoU.toFixed(3)}`,
+    `attributes (end to end): ${attrs}`,
+    `identity match: ${pct(h.identityMatch.reliable)} on reliable attributes (${h.reliableAttributes.join(', ')}), ${pct(h.identityMatch.all)} on all`,
+    `scored as moa eval scores generations, by subjects per scene: ${counts}`,
+    `scene: kind ${pct(h.scene.kind)}, time ${pct(h.scene.time)}`,
+  ];
 }
 
 /** `moa eval` with its sub-commands; settings given to it (exit handling, output) reach them too. */
@@ -187,9 +222,11 @@ export function evalCommand(): Command {
       '\nExamples:\n' +
         '  $ moa eval                                      # the shipped model and judges; writes eval/report.json and eval/grid.png\n' +
         '  $ moa eval --model ./world-model --moa moa.safetensors --ablation-moa no-router-loss.safetensors --prompts 5 --json\n' +
-        '  $ moa eval train-judges --out models/judges',
+        '  $ moa eval train-judges --out models/judges\n' +
+        '  $ moa eval measure-judges                      # the shipped judges on fresh held-out renders',
     );
   command.addCommand(runCommand(), { isDefault: true });
   command.addCommand(trainJudgesCommand());
+  command.addCommand(measureJudgesCommand());
   return command;
 }

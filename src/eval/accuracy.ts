@@ -7,7 +7,9 @@ import { CLASSES } from '../world/vocab.js';
 import { judgeIdentities } from './judge-data.js';
 import type { Judges } from './judges.js';
 import { classAttributes, classIndex, PIXEL_CLASSES } from './labels.js';
+import { scoreSubject, type SubjectScore } from './metrics.js';
 import { renderJudgeReference, renderJudgeScene } from './render.js';
+import type { Identity } from '../world/identity.js';
 
 export interface AccuracyOptions {
   /** The judges' identity draw (their training seed and identity count): held-out ones are read. */
@@ -54,6 +56,12 @@ export interface JudgeAccuracy {
   };
   /** Share of subjects found with every attribute right; with every reliable attribute right. */
   identityMatch: { all: number; reliable: number };
+  /**
+   * Per number of subjects in the scene, the subjects scored as `moa eval` scores a generation's
+   * (found: a region of the class matched to it; identity match: scoreSubject on the reliable
+   * attributes): what a generator that drew exactly the world's images would reach.
+   */
+  asEvaluated: Record<string, { subjects: number; found: number; identityMatch: number }>;
   /** Attributes read right at least reliableThreshold of the time end to end. */
   reliableAttributes: string[];
   scene: { kind: number; time: number };
@@ -84,6 +92,17 @@ function iouOf(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return union === 0 ? 0 : inter / union;
 }
 
+function byCount(subjects: readonly { count: number; identity: Identity; matched: { attributes: Record<string, string> } | null }[], reliable: readonly string[]): JudgeAccuracy['asEvaluated'] {
+  const counts = [...new Set(subjects.map((s) => s.count))].sort((a, b) => a - b);
+  return Object.fromEntries(
+    counts.map((n) => {
+      const scores = subjects.filter((s) => s.count === n).map((s) => scoreSubject(s.matched, s.identity, reliable));
+      const share = (ok: (x: SubjectScore) => boolean) => rate(scores.filter(ok).length, scores.length);
+      return [String(n), { subjects: scores.length, found: share((x) => x.found), identityMatch: share((x) => x.identityMatch) }];
+    }),
+  );
+}
+
 export function measureJudges(judges: Judges, o: AccuracyOptions): JudgeAccuracy {
   const size = judges.config.imageSize;
   const minPixels = judges.config.minRegionPixels;
@@ -98,6 +117,7 @@ export function measureJudges(judges: Judges, o: AccuracyOptions): JudgeAccuracy
   const trueMasks = new Tally();
   const onReferences = new Tally();
   const perSubject: { cls: (typeof CLASSES)[number]; read: Record<string, string> | null; truth: Record<string, string> }[] = [];
+  const asEvaluated: { count: number; identity: Identity; matched: { attributes: Record<string, string> } | null }[] = [];
   const total = o.images + o.references;
   for (let i = 0; i < o.images; i++) {
     const spec = sampleScene(o.seed, o.firstIndex + i, { pool, templates: TEST_TEMPLATES });
@@ -147,6 +167,7 @@ export function measureJudges(judges: Judges, o: AccuracyOptions): JudgeAccuracy
           for (const name of classAttributes(s.identity.class)) endToEnd.add(name, match.attributes[name] === truth[name]);
         }
         perSubject.push({ cls: s.identity.class, read: isFound ? match.attributes : null, truth });
+        asEvaluated.push({ count: spec.subjects.length, identity: s.identity, matched: match ?? null });
       });
     } finally {
       r.image.dispose();
@@ -195,6 +216,8 @@ export function measureJudges(judges: Judges, o: AccuracyOptions): JudgeAccuracy
       meanEndToEnd: round(attributeRates.reduce((a, b) => a + b, 0) / Math.max(1, attributeRates.length)),
     },
     identityMatch: { all: rate(allRight, subjects), reliable: rate(reliableRight, subjects) },
+    // moa eval decides with the judges' stored reliable attributes; fresh judges have none yet.
+    asEvaluated: byCount(asEvaluated, judges.config.reliableAttributes.length > 0 ? judges.config.reliableAttributes : reliable),
     reliableAttributes: reliable,
     scene: { kind: rate(kindRight, o.images), time: rate(timeRight, o.images) },
   };
