@@ -15,6 +15,9 @@ import { measureJudges, type JudgeAccuracy } from '../eval/accuracy.js';
 import { HELD_OUT_INDEX } from '../eval/judge-data.js';
 import { DEFAULT_STEPS, trainJudges, type TrainJudgesProgress } from '../eval/train-judges.js';
 import { noGrad } from '../tensor/autograd.js';
+import { tidy } from '../tensor/scope.js';
+import { openStableDiffusion } from '../pipelines/load.js';
+import { disposeStableDiffusion } from '../pipelines/stable-diffusion.js';
 import { DEFAULT_WORLD, readWorldSettings } from '../eval/world-settings.js';
 import { interruptible } from './interrupt.js';
 import { integer, number } from './numbers.js';
@@ -166,22 +169,25 @@ function measureJudgesCommand(): Command {
     .option('--judges <dir>', 'judges folder (default: the shipped models/judges)')
     .option('--held-out <n>', 'held-out scenes', integer('--held-out'), 300)
     .option('--references <n>', 'held-out references', integer('--references'), 150)
+    .option('--through-vae <model>', "pass each scene through this model's VAE (encode, posterior mean, decode) first: the ceiling that VAE leaves")
     .option('--json', 'print the accuracy as JSON')
-    .addHelpText('after', '\nExamples:\n  $ moa eval measure-judges\n  $ moa eval measure-judges --judges /tmp/judges --held-out 1000 --json')
-    .action((flags: { judges?: string; heldOut: number; references: number; json?: boolean }) => {
+    .addHelpText('after', '\nExamples:\n  $ moa eval measure-judges\n  $ moa eval measure-judges --through-vae models/world\n  $ moa eval measure-judges --judges /tmp/judges --held-out 1000 --json')
+    .action((flags: { judges?: string; heldOut: number; references: number; throughVae?: string; json?: boolean }) => {
       const judges = Judges.open(flags.judges ?? defaultJudgesDir());
+      const sd = flags.throughVae === undefined ? null : openStableDiffusion(flags.throughVae);
       try {
         const reporter = progressReporter('held-out', flags.json);
         const { seed, identities } = judges.config.training ?? {};
         if (typeof seed !== 'number' || typeof identities !== 'number')
           throw new Error(`${flags.judges ?? defaultJudgesDir()}/config.json has no training record (seed, identities), so its held-out identities are unknown; measure judges that \`moa eval train-judges\` wrote`);
         const h = noGrad(() =>
-          measureJudges(judges, { seed, identities, images: flags.heldOut, references: flags.references, firstIndex: HELD_OUT_INDEX, onProgress: (done, total) => reporter.update(done, total, '') }),
+          measureJudges(judges, { seed, identities, images: flags.heldOut, references: flags.references, firstIndex: HELD_OUT_INDEX, transform: sd ? (image) => tidy(() => sd.vae.reconstruct(image.unsqueeze(0).mul(2).sub(1)).float().add(1).div(2).clamp(0, 1).squeeze(0)) : undefined, onProgress: (done, total) => reporter.update(done, total, '') }),
         );
         reporter.stop();
         console.log(flags.json ? JSON.stringify(h, null, 2) : accuracyLines(h).join('\n'));
       } finally {
         judges.dispose();
+        if (sd) disposeStableDiffusion(sd);
       }
     });
 }

@@ -10,6 +10,7 @@ import { classAttributes, classIndex, PIXEL_CLASSES } from './labels.js';
 import { scoreSubject, type SubjectScore } from './metrics.js';
 import { renderJudgeReference, renderJudgeScene } from './render.js';
 import type { Identity } from '../world/identity.js';
+import type { Tensor } from '../tensor/tensor.js';
 
 export interface AccuracyOptions {
   /** The judges' identity draw (their training seed and identity count): held-out ones are read. */
@@ -21,6 +22,8 @@ export interface AccuracyOptions {
   firstIndex: number;
   /** An attribute is reliable when read right at least this often end to end. Default 0.9. */
   reliableThreshold?: number;
+  /** Applied to each rendered scene before the judges read it (e.g. a VAE round trip): an image [3, S, S] in [0, 1]. */
+  transform?: (image: Tensor) => Tensor;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -122,9 +125,10 @@ export function measureJudges(judges: Judges, o: AccuracyOptions): JudgeAccuracy
   for (let i = 0; i < o.images; i++) {
     const spec = sampleScene(o.seed, o.firstIndex + i, { pool, templates: TEST_TEMPLATES });
     const r = renderJudgeScene(spec, size);
+    const image = o.transform ? o.transform(r.image) : r.image;
     try {
       const expected = spec.subjects.map((s) => classIndex(s.identity.class));
-      const { judgement, subjects: read } = judges.readSubjects(r.image, expected);
+      const { judgement, subjects: read } = judges.readSubjects(image, expected);
       kindRight += judgement.scene.kind === r.scene.kind ? 1 : 0;
       timeRight += judgement.scene.time === r.scene.time ? 1 : 0;
       for (let p = 0; p < r.classMap.length; p++) {
@@ -171,6 +175,7 @@ export function measureJudges(judges: Judges, o: AccuracyOptions): JudgeAccuracy
       });
     } finally {
       r.image.dispose();
+      if (image !== r.image) image.dispose();
     }
     o.onProgress?.(i + 1, total);
   }

@@ -106,6 +106,16 @@ export class AutoencoderKL extends Module {
     });
   }
 
+  /** Images [B, in, H, W] in [-1, 1] → their reconstruction through the posterior mean: what the VAE keeps of them. */
+  reconstruct(x: Tensor): Tensor {
+    const posterior = this.encode(x);
+    try {
+      return this.decode(posterior.mean);
+    } finally {
+      posterior.dispose();
+    }
+  }
+
   #check(what: string, x: Tensor, channels: number): void {
     if (x.ndim !== 4 || x.size(1) !== channels) throw new RangeError(`VAE ${what}: expected [B, ${channels}, H, W], got [${x.shape.join(', ')}]`);
   }
