@@ -16,15 +16,16 @@ import { openImageEncoder } from '../src/pipelines/load-moa.js';
 import { openStableDiffusion } from '../src/pipelines/load.js';
 import { disposeStableDiffusion } from '../src/pipelines/stable-diffusion.js';
 import { generate } from '../src/pipelines/text-to-image.js';
-import { full, Generator, tidy } from '../src/tensor/index.js';
-import { disposeSample, loadSample, readImageIds } from '../src/train/data/index.js';
+import { full, Generator, noGrad, stack, tidy, zeros } from '../src/tensor/index.js';
+import { disposeBatch, disposeSample, loadSample, readImageIds } from '../src/train/data/index.js';
 import { mulberry32 } from '../src/train/data/rng.js';
 import { parsePretrainConfig, type PretrainConfig, PretrainConfigError, readPretrainConfig } from '../src/train/pretrain/config.js';
 import { pretrain, runStage, stageDir } from '../src/train/pretrain/pretrain.js';
 import type { StageRecord } from '../src/train/pretrain/runner.js';
 import { SubjectPairLoader } from '../src/train/pretrain/subject-pairs.js';
+import { imageLoader, VaeTask } from '../src/train/pretrain/vae-stage.js';
 import { type FixtureSample, writeFfhqFolder } from './ffhq-fixture.js';
-import { clipTokenizer } from './tiny-sd.js';
+import { clipTokenizer, tinyStableDiffusion } from './tiny-sd.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'moa-pretrain-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -276,6 +277,37 @@ describe('data', () => {
     for (const b of [batch, next, again]) [b.anchors, b.positives].forEach((t) => t.dispose());
     loader.close();
   });
+  test('the VAE stage weights subject pixels by subjectWeight; 1 is the plain mean', async () => {
+    const ids = await readImageIds(dataRoot);
+    const loader = imageLoader(dataRoot, ids, clipTokenizer(), { batchSize: 2, seed: 0, resolution: 32, masks: true });
+    const batch = await loader.nextBatch();
+    const { vae } = tinyStableDiffusion();
+    try {
+      // The fixture's two subjects fill the middle half of the columns: 512 of 1024 pixels.
+      const subject = tidy(() => stack(batch.subjects.map((ss) => ss.reduce((acc, s) => acc.maximum(s.mask), zeros([1, 32, 32])))));
+      assert.deepEqual(subject.shape, [2, 1, 32, 32]);
+      assert.equal(subject.sum().item(), 2 * 512);
+      for (const weight of [1, 4]) {
+        const task = new VaeTask(vae, loader, config('weighted', { vae: { subjectWeight: weight } }).stages.vae, 'cpu');
+        const [l1, l2, plainL1, expectedL1, expectedL2] = noGrad(() =>
+          tidy(() => {
+            const { terms } = task.loss(batch, new Generator(5));
+            const error = vae.decode(vae.encode(batch.images).sample(new Generator(5))).sub(batch.images);
+            const weights = subject.mul(weight - 1).add(1);
+            const weighted = (e: typeof error) => e.mul(weights).sum().item() / (weights.sum().item() * 3);
+            return [terms.l1!.item(), terms.l2!.item(), error.abs().mean().item(), weighted(error.abs()), weighted(error.square())];
+          }),
+        );
+        assert.ok(Math.abs(l1 - expectedL1) < 1e-5 && Math.abs(l2 - expectedL2) < 1e-5, `weight ${weight}: l1 ${l1} vs ${expectedL1}, l2 ${l2} vs ${expectedL2}`);
+        if (weight === 1) assert.ok(Math.abs(l1 - plainL1) < 1e-6, 'weight 1 is the plain mean');
+        else assert.ok(Math.abs(l1 - plainL1) > 1e-4, 'subject pixels count more');
+      }
+      subject.dispose();
+    } finally {
+      disposeBatch(batch);
+      loader.close();
+    }
+  });
 });
 
 describe('config', () => {
@@ -290,6 +322,7 @@ describe('config', () => {
       [{ ...base, stages: { ...stages, vae: { batchSize: 2 } } }, /'stages.vae.steps' is required/],
       [{ ...base, stages: { ...stages, base: { ...stages.base, dropCaptions: 0.1 } } }, /'stages.base.dropCaptions' is not a known field/],
       [{ ...base, stages: { ...stages, base: { ...stages.base, emaDecay: 1 } } }, /'stages.base.emaDecay' must be < 1/],
+      [{ ...base, stages: { ...stages, vae: { ...stages.vae, subjectWeight: 0.5 } } }, /'stages.vae.subjectWeight' must be ≥ 1/],
       [{ ...base, stages: { ...stages, imageEncoder: undefined } }, /'stages.imageEncoder' is required/],
       [{ ...base, models: { ...models, vae: { ...models.vae, block_out_channel: [8] } } }, /'models.vae.block_out_channel' is not a field moa reads/],
       [{ ...base, models: { ...models, vae: { ...models.vae, scaling_factor: 0.2 } } }, /'models.vae.scaling_factor' must not be set: it is measured by the vae stage/],

@@ -30,6 +30,11 @@ export interface VaeStageConfig extends StageSchedule {
   l2Weight: number;
   /** KL(posterior ‖ N(0, 1)) per latent element. */
   klWeight: number;
+  /**
+   * Reconstruction weight of subject pixels (the segments' masks) relative to the background's 1:
+   * subjects are small and their details are what identity is made of. 1 reads no masks.
+   */
+  subjectWeight: number;
   /** Training images whose latents measure the scaling factor. */
   scalingSamples: number;
 }
@@ -107,12 +112,13 @@ function stageSchedule(raw: Raw, at: string, defaults: { batchSize: number; lr: 
 
 function vaeStage(raw: Raw): VaeStageConfig {
   const at = 'stages.vae';
-  onlyKeys(raw, [...SCHEDULE_KEYS, 'l1Weight', 'l2Weight', 'klWeight', 'scalingSamples'], at);
+  onlyKeys(raw, [...SCHEDULE_KEYS, 'l1Weight', 'l2Weight', 'klWeight', 'subjectWeight', 'scalingSamples'], at);
   const c: VaeStageConfig = {
     ...stageSchedule(raw, at, { batchSize: 8, lr: 2e-4 }),
     l1Weight: num(raw, 'l1Weight', at, 1, { min: 0 }),
     l2Weight: num(raw, 'l2Weight', at, 0, { min: 0 }),
     klWeight: num(raw, 'klWeight', at, 1e-4, { min: 0 }),
+    subjectWeight: num(raw, 'subjectWeight', at, 1, { min: 1 }),
     scalingSamples: num(raw, 'scalingSamples', at, 256, { int: true, positive: true }),
   };
   if (c.l1Weight === 0 && c.l2Weight === 0) throw new PretrainConfigError(`${at}.l1Weight`, 'and l2Weight are both 0: the VAE would learn no reconstruction');

@@ -56,7 +56,7 @@ async function makeTask(options: StageOptions, model: PretrainModel, ids: string
   const seed = stageSeed(config, stage, 0xda7a);
   if (stage === 'vae') {
     const s = config.stages.vae;
-    return new VaeTask(sd.vae, imageLoader(config.dataRoot, ids, sd.tokenizer, { batchSize: s.batchSize, seed, resolution: config.resolution }), s, device) as StageTask<unknown>;
+    return new VaeTask(sd.vae, imageLoader(config.dataRoot, ids, sd.tokenizer, { batchSize: s.batchSize, seed, resolution: config.resolution, masks: s.subjectWeight !== 1 }), s, device) as StageTask<unknown>;
   }
   if (stage === 'image-encoder') {
     const s = config.stages.imageEncoder;

@@ -8,14 +8,38 @@ import { noGrad } from '../../tensor/autograd.js';
 import type { Device } from '../../tensor/device.js';
 import type { Generator } from '../../tensor/generator.js';
 import { tidy } from '../../tensor/scope.js';
+import { zeros } from '../../tensor/create.js';
+import { stack } from '../../tensor/functional.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { type Batch, disposeBatch, FfhqWildLoader } from '../data/index.js';
 import type { VaeStageConfig } from './config.js';
 import type { StageLoss, StageTask } from './runner.js';
 
-/** Batches of training images only: no caption dropout, no subject crops. */
-export function imageLoader(root: string, ids: readonly string[], tokenizer: ClipTokenizer, options: { batchSize: number; seed: number; resolution: number; dropCaption?: number; shuffle?: boolean }): FfhqWildLoader {
-  return new FfhqWildLoader(root, ids, tokenizer, { ...options, dropCaption: options.dropCaption ?? 0, keepSubject: 1, maxSubjects: 0, cropSize: 1, latentResolution: 1 });
+/**
+ * Batches of training images: no caption dropout, no subject crops; with `masks`, every subject's
+ * mask at the image's resolution.
+ */
+export function imageLoader(
+  root: string,
+  ids: readonly string[],
+  tokenizer: ClipTokenizer,
+  options: { batchSize: number; seed: number; resolution: number; dropCaption?: number; shuffle?: boolean; masks?: boolean },
+): FfhqWildLoader {
+  const { masks = false, ...rest } = options;
+  const subjects = masks ? { maxSubjects: MAX_SEGMENTS, latentResolution: options.resolution } : { maxSubjects: 0, latentResolution: 1 };
+  return new FfhqWildLoader(root, ids, tokenizer, { ...rest, dropCaption: options.dropCaption ?? 0, keepSubject: 1, cropSize: 1, ...subjects });
+}
+
+/** Every segment of an image counts as a subject for the VAE's weighting (the world has at most 4). */
+const MAX_SEGMENTS = 16;
+
+/** Per-pixel reconstruction weights [B, 1, R, R]: `weight` on any subject, 1 elsewhere. */
+function pixelWeights(batch: Batch, weight: number): Tensor {
+  const r = batch.images.size(2);
+  return tidy(() => {
+    const union = batch.subjects.map((subjects) => subjects.reduce((acc, s) => acc.maximum(s.mask), zeros([1, r, r])));
+    return stack(union).mul(weight - 1).add(1);
+  });
 }
 
 /** A stage fed by an FfhqWildLoader: the data position, batches and closing come from it. */
@@ -63,11 +87,15 @@ export class VaeTask extends LoaderTask implements StageTask<Batch> {
     const posterior = vae.encode(x);
     const decoded = vae.decode(posterior.sample(noise)).float();
     const error = decoded.sub(x);
-    const l1 = error.abs().mean();
-    const l2 = error.square().mean();
-    const mean = posterior.mean.float();
+    const { subjectWeight } = this.config;
+    // A weighted mean over pixels and channels: with subjectWeight 1 it is the plain mean.
+    const weights = subjectWeight === 1 ? null : pixelWeights(batch, subjectWeight).to({ device: this.device });
+    const mean = (e: Tensor) => (weights ? e.mul(weights).sum().div(weights.sum().mul(e.size(1))) : e.mean());
+    const l1 = mean(error.abs());
+    const l2 = mean(error.square());
+    const mu = posterior.mean.float();
     const logvar = posterior.logvar.float();
-    const kl = mean.square().add(logvar.exp()).sub(1).sub(logvar).mean().mul(0.5);
+    const kl = mu.square().add(logvar.exp()).sub(1).sub(logvar).mean().mul(0.5);
     const { l1Weight, l2Weight, klWeight } = this.config;
     const loss = l1.mul(l1Weight).add(l2.mul(l2Weight)).add(kl.mul(klWeight));
     return { loss, terms: { l1, l2, kl } };
