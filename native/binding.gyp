@@ -3,7 +3,7 @@
   "targets": [
     {
       "target_name": "moa_native",
-      "sources": ["src/allocator.cpp", "src/bridge.cpp", "src/cpu_attention.cpp", "src/cpu_geglu.cpp", "src/ops.cpp", "src/optim.cpp", "src/system.cpp"],
+      "sources": ["src/allocator.cpp", "src/bridge.cpp", "src/cpu_attention.cpp", "src/cpu_attention_f32.cpp", "src/cpu_geglu.cpp", "src/ops.cpp", "src/optim.cpp", "src/system.cpp"],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
         "<!@(node -p \"process.env.MOA_TORCH_INCLUDE.split(':').join(' ')\")"

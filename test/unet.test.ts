@@ -308,7 +308,7 @@ test('attend() in bfloat16 over cache-sized blocks (uneven heads and rows) match
   close(vals(exact.index(null, [0, 2])), expected.data, 1e-4, 'float32 against the reference');
 });
 
-describe('moa\'s bf16 CPU attention kernel', { skip: !hasCpuAttention() && 'this CPU lacks AVX-512 or AMX' }, () => {
+describe('moa\'s bf16 CPU attention kernel', { skip: !hasCpuAttention('bfloat16') && 'this CPU lacks AVX-512 or AMX' }, () => {
   /** The kernel's result, checked against the float32 reference from the same bf16 inputs. */
   function expectReferenceResult(q: Tensor, k: Tensor, v: Tensor): Tensor {
     const scale = 1 / Math.sqrt(q.size(-1));
@@ -386,11 +386,82 @@ describe('moa\'s bf16 CPU attention kernel', { skip: !hasCpuAttention() && 'this
   test('refuses what it does not handle, saying what', () => {
     tidy(() => {
       const x = input([1, 4, 8], 46);
-      assert.throws(() => cpuAttention(x, x, x, 1), /bfloat16/);
+      assert.throws(() => cpuAttention(x.to('float64'), x.to('float64'), x.to('float64'), 1), /must all be bfloat16 or all float32/);
+      assert.throws(() => cpuAttention(x.bfloat16(), x, x, 1), /must all be bfloat16 or all float32/);
       const wide = input([1, 4, 300], 47).bfloat16();
       assert.throws(() => cpuAttention(wide, wide, wide, 1), /head width 300 is over 256/);
       const b = x.bfloat16();
       assert.throws(() => cpuAttention(b, input([1, 5, 8], 48).bfloat16(), input([1, 6, 8], 49).bfloat16(), 1), /k must be/);
+    });
+  });
+});
+
+describe('moa\'s fp32 CPU attention kernel', { skip: !hasCpuAttention('float32') && 'this CPU lacks AVX-512' }, () => {
+  /** The kernel's result, checked against the float64 reference from the same inputs. */
+  function expectReferenceResult(q: Tensor, k: Tensor, v: Tensor): Tensor {
+    const scale = 1 / Math.sqrt(q.size(-1));
+    const got = cpuAttention(q, k, v, scale);
+    // float32 sums and an exp within 5e-5 of the true one.
+    const error = relativeError(got, attentionReference(q.to('float64'), k.to('float64'), v.to('float64'), { scale }));
+    assert.ok(error < 1e-4, `relative error ${error}`);
+    return got;
+  }
+
+  // [BH, Lq, Lk, d, dv, magnitude of q and k]: rows off the blocks of 4, 8 and 32, keys off 32, odd
+  // widths, dv ≠ d and off the 64-column blocks, one key, the VAE's 512-wide head, scores up to ~±60.
+  const cases = [
+    [3, 5, 7, 8, 8, 1],
+    [2, 130, 77, 40, 40, 2],
+    [1, 100, 1001, 33, 20, 1],
+    [1, 37, 1, 16, 16, 1],
+    [1, 40, 50, 40, 40, 8],
+    [2, 70, 90, 80, 100, 1],
+    [1, 33, 77, 160, 160, 1],
+    [1, 9, 64, 512, 512, 0.3],
+  ];
+  for (const [bh, lq, lk, d, dv, m] of cases) {
+    test(`[${bh}, ${lq}, ${d}] × [${lk} keys, ${dv} values], scores ×${m! * m!}: as the float64 reference`, () => {
+      tidy(() => {
+        const got = expectReferenceResult(input([bh!, lq!, d!], 60).mul(m!), input([bh!, lk!, d!], 61).mul(m!), input([bh!, lk!, dv!], 62));
+        assert.equal(got.dtype, 'float32');
+        assert.deepEqual(got.shape, [bh, lq, dv]);
+      });
+    });
+  }
+
+  test('scores all far below zero, keys not a multiple of 32: padded keys neither set the maximum nor add to sums', () => {
+    tidy(() => {
+      const q = input([2, 20, 40], 63).abs().add(1).mul(3);
+      const k = input([2, 50, 40], 64).abs().add(1).mul(-3);
+      expectReferenceResult(q, k, input([2, 50, 40], 65));
+    });
+  });
+
+  test('token-major [B, L, heads, d] views with row strides give the head-major result, bit for bit', () => {
+    tidy(() => {
+      const [b, l, heads, d] = [2, 70, 3, 24];
+      const qkv = input([b, l, 3 * heads * d], 66);
+      const [q, k, v] = [0, 1, 2].map((i) => qkv.narrow(2, i * heads * d, heads * d).view(b, l, heads, d));
+      const headMajor = (t: Tensor) => t.transpose(1, 2).reshape(b * heads, l, d);
+      const got = cpuAttention(q!, k!, v!, 1 / Math.sqrt(d));
+      const expected = expectReferenceResult(headMajor(q!), headMajor(k!), headMajor(v!));
+      assert.equal(got.transpose(1, 2).reshape(b * heads, l, d).sub(expected).abs().max().item(), 0);
+    });
+  });
+
+  test('attend() takes it for fp32 without gradients; with gradients it keeps the composed form, which autograd sees', () => {
+    tidy(() => {
+      const [q, k, v] = [input([2, 300, 80], 67), input([2, 300, 80], 68), input([2, 300, 80], 69)];
+      const kernel = noGrad(() => attend(q, k, v, 2));
+      useCpuAttentionKernel(false);
+      const composed = noGrad(() => attend(q, k, v, 2));
+      useCpuAttentionKernel(true);
+      assert.ok(relativeError(kernel, composed) < 1e-4);
+      const qg = q.clone().requiresGrad_(true);
+      const traced = attend(qg, k, v, 2);
+      assert.equal(traced.sub(composed).abs().max().item(), 0);
+      traced.sum().backward();
+      assert.ok(qg.grad !== null && qg.grad.abs().sum().item() > 0);
     });
   });
 });

@@ -212,14 +212,15 @@ MOA_AMX void valueBlock(const c10::BFloat16* p, const uint32_t* vp, float* o, in
 
 void checkInputs(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
   TORCH_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4, "cpuAttention: q, k, v must be [batch, L, heads, d]");
-  TORCH_CHECK(q.scalar_type() == at::kBFloat16 && k.scalar_type() == at::kBFloat16 && v.scalar_type() == at::kBFloat16,
-              "cpuAttention: q, k, v must be bfloat16");
+  const auto dtype = q.scalar_type();
+  TORCH_CHECK((dtype == at::kBFloat16 || dtype == at::kFloat) && k.scalar_type() == dtype && v.scalar_type() == dtype,
+              "cpuAttention: q, k, v must all be bfloat16 or all float32");
   TORCH_CHECK(q.device().is_cpu() && k.device().is_cpu() && v.device().is_cpu(), "cpuAttention: q, k, v must be on the CPU");
   TORCH_CHECK(k.size(0) == q.size(0) && v.size(0) == q.size(0) && k.size(2) == q.size(2) && v.size(2) == q.size(2),
               "cpuAttention: q, k, v differ in batch or heads");
   TORCH_CHECK(k.size(3) == q.size(3) && v.size(1) == k.size(1), "cpuAttention: k must be [B, Lk, heads, d] and v [B, Lk, heads, dv]");
   TORCH_CHECK(k.size(1) > 0, "cpuAttention: no keys");
-  TORCH_CHECK(q.size(3) <= kMaxHeadDim, "cpuAttention: head width ", q.size(3), " is over ", kMaxHeadDim);
+  TORCH_CHECK(dtype == at::kFloat || q.size(3) <= kMaxHeadDim, "cpuAttention: head width ", q.size(3), " is over ", kMaxHeadDim, " in bfloat16");
 }
 
 // Rows of one head in a [B, L, heads, d] view: row l at base + l·stride, its d values contiguous.
@@ -248,13 +249,14 @@ bool cpuAttentionAvailable() {
 }
 
 at::Tensor cpuAttention(const at::Tensor& qIn, const at::Tensor& kIn, const at::Tensor& vIn, double scale) {
-  TORCH_CHECK(cpuAttentionAvailable(), "cpuAttention needs a CPU with AVX-512 and AMX (use the composed attention)");
   checkInputs(qIn, kIn, vIn);
   at::NoGradGuard noGrad;
   // Views straight from the projections ([B, L, heads·d] seen as [B, L, heads, d]) are read in
   // place: only the last dimension must be contiguous.
   const auto rowMajor = [](const at::Tensor& t) { return t.stride(3) == 1 ? t : t.contiguous(); };
   const auto q = rowMajor(qIn), k = rowMajor(kIn), v = rowMajor(vIn);
+  if (q.scalar_type() == at::kFloat) return cpuAttentionF32(q, k, v, scale);
+  TORCH_CHECK(cpuAttentionAvailable(), "cpuAttention in bfloat16 needs a CPU with AVX-512 and AMX (use the composed attention)");
   const int64_t batch = q.size(0), heads = q.size(2), bh = batch * heads;
   const int64_t lq = q.size(1), lk = k.size(1), d = q.size(3), dv = v.size(3);
   const int64_t steps = (d + 31) / 32, width = steps * 32;  // head width in AMX steps of 32

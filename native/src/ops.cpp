@@ -247,6 +247,7 @@ const std::vector<OpEntry> kOps = {
     OP(fusedAttention, fusedAttention),
     OP(cpuAttention, cpuAttention),
     OP(cpuAttentionAvailable, cpuAttentionAvailable),
+    OP(cpuAttentionF32Available, cpuAttentionF32Available),
     OP(cpuGeglu, cpuGeglu),
     OP(cpuGegluAvailable, cpuGegluAvailable),
     OP(mseLoss, [](T a, T b) { return at::mse_loss(a, b); }),

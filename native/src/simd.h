@@ -28,10 +28,15 @@ MOA_AVX512 inline __m512 expNonPositive(__m512 x) {
   return _mm512_scalef_ps(p, n);
 }
 
-// Whether this CPU has AVX-512 F/BW/VL/DQ and AVX512-BF16 (what MOA_AVX512_BF16 code needs).
-inline bool hasAvx512Bf16() {
+// Whether this CPU has AVX-512 F/BW/VL/DQ (what MOA_AVX512 code needs).
+inline bool hasAvx512() {
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bf16");
+         __builtin_cpu_supports("avx512dq");
+}
+
+// Whether this CPU also has AVX512-BF16 (what MOA_AVX512_BF16 code needs).
+inline bool hasAvx512Bf16() {
+  return hasAvx512() && __builtin_cpu_supports("avx512bf16");
 }
 
 }  // namespace moa

@@ -11,6 +11,8 @@ export interface DoctorReport {
   fusedAttention: boolean;
   /** moa's bf16 CPU attention kernel runs here (AVX-512 and AMX). */
   cpuAttention: boolean;
+  /** moa's fp32 CPU attention kernel runs here (AVX-512). */
+  cpuAttentionF32: boolean;
   /** fp32 matmul throughput, 1024×1024×1024, on the CPU. */
   matmulGflops: number;
   /** The same in bfloat16 (fast where oneDNN finds AMX or AVX512-BF16). */
@@ -47,10 +49,18 @@ export function doctor(): DoctorReport {
     threads: getThreads(),
     blas: info.blas,
     fusedAttention: info.fusedAttention,
-    cpuAttention: hasCpuAttention(),
+    cpuAttention: hasCpuAttention('bfloat16'),
+    cpuAttentionF32: hasCpuAttention('float32'),
     matmulGflops: Math.round(matmulGflops(1024, 'float32')),
     matmulGflopsBf16: Math.round(matmulGflops(1024, 'bfloat16')),
   };
+}
+
+/** Which of moa's CPU attention kernels run inference here; the exact composed form does the rest. */
+function cpuAttentionLine(r: DoctorReport): string {
+  const kernels = [r.cpuAttention && 'bf16 (AVX-512 + AMX)', r.cpuAttentionF32 && 'fp32 (AVX-512)'].filter(Boolean);
+  if (kernels.length === 0) return 'exact composed form (libtorch < 2.1 has no fused kernel)';
+  return `moa's kernels for ${kernels.join(' and ')} inference, else the exact composed form`;
 }
 
 export function formatDoctor(r: DoctorReport): string {
@@ -63,7 +73,7 @@ export function formatDoctor(r: DoctorReport): string {
     ['cuda', cuda],
     ['threads', String(r.threads)],
     ['blas', r.blas.path ? `${r.blas.name} (${r.blas.path})` : r.blas.name],
-    ['attention', r.fusedAttention ? 'fused (libtorch ≥ 2.1)' : r.cpuAttention ? "moa's kernel for bf16 inference (AVX-512 + AMX), else the exact composed form" : 'exact composed form (libtorch < 2.1 has no fused kernel)'],
+    ['attention', r.fusedAttention ? 'fused (libtorch ≥ 2.1)' : cpuAttentionLine(r)],
     ['matmul fp32', `${r.matmulGflops} GFLOP/s (1024³, CPU)`],
     ['matmul bf16', `${r.matmulGflopsBf16} GFLOP/s (1024³, CPU)`],
   ];

@@ -99,11 +99,11 @@ export function hasFusedAttention(): boolean {
   return native.fusedAttention();
 }
 /**
- * softmax(q kᵀ · scale) v per head, for bfloat16 on the CPU without gradients: moa's own kernel
- * (AMX matmuls, AVX-512 exp), for libtorch without a fused one. Heads up to 256 wide. Only where
- * hasCpuAttention(). Token-major q [B, Lq, heads, d], k [B, Lk, heads, d], v [B, Lk, heads, dv]
- * (views of the projections, read in place) → [B, Lq, heads, dv]; or head-major
- * [BH, L, d] each → [BH, Lq, dv].
+ * softmax(q kᵀ · scale) v per head, for bfloat16 or float32 on the CPU without gradients: moa's own
+ * kernels (bfloat16: AMX matmuls, AVX-512 exp, heads up to 256 wide; float32: AVX-512 FMA), for
+ * libtorch without a fused one. Only where hasCpuAttention(q.dtype). Token-major q [B, Lq, heads, d],
+ * k [B, Lk, heads, d], v [B, Lk, heads, dv] (views of the projections, read in place)
+ * → [B, Lq, heads, dv]; or head-major [BH, L, d] each → [BH, Lq, dv].
  */
 export function cpuAttention(q: Tensor, k: Tensor, v: Tensor, scale: number): Tensor {
   if (q.ndim === 3 && k.ndim === 3 && v.ndim === 3) {
@@ -111,9 +111,12 @@ export function cpuAttention(q: Tensor, k: Tensor, v: Tensor, scale: number): Te
   }
   return new Tensor(native.cpuAttention(q.handle, k.handle, v.handle, scale));
 }
-/** Whether cpuAttention runs here (a CPU with AVX-512, AVX512-BF16 and AMX, which Linux lets this process use). */
-export function hasCpuAttention(): boolean {
-  return native.cpuAttentionAvailable();
+/**
+ * Whether cpuAttention runs here in `dtype`: bfloat16 needs a CPU with AVX-512, AVX512-BF16 and AMX
+ * (which Linux lets this process use), float32 one with AVX-512.
+ */
+export function hasCpuAttention(dtype: 'bfloat16' | 'float32' = 'bfloat16'): boolean {
+  return dtype === 'float32' ? native.cpuAttentionF32Available() : native.cpuAttentionAvailable();
 }
 /**
  * GEGLU's activation in one pass: for bfloat16 h [..., 2n] on the CPU, h[..., :n] · gelu(h[..., n:])

@@ -115,6 +115,7 @@ export interface Native {
   fusedAttention(): boolean;
   cpuAttention(q: H, k: H, v: H, scale: Num): H;
   cpuAttentionAvailable(): boolean;
+  cpuAttentionF32Available(): boolean;
   cpuGeglu(h: H): H;
   cpuGegluAvailable(): boolean;
   mseLoss(a: H, b: H): H;

@@ -7,6 +7,7 @@ import { ModuleList } from '../../nn/containers.js';
 import { Module } from '../../nn/module.js';
 import { GroupNorm } from '../../nn/norm.js';
 import { isGradEnabled } from '../../tensor/autograd.js';
+import { type DType } from '../../tensor/dtype.js';
 import { cat, cpuAttention, hasCpuAttention, hasFusedAttention, scaledDotProductAttention } from '../../tensor/functional.js';
 import { tidy } from '../../tensor/scope.js';
 import { type Tensor } from '../../tensor/tensor.js';
@@ -51,12 +52,19 @@ export type AttentionLayer = Module & {
 const SCORE_BLOCK = 1 << 21;
 const BLOCK_ROWS = 256;
 
-// The widest head moa's CPU kernel takes (native/src/cpu_attention.cpp); wider ones (the VAE's 512) take the composed form.
+// The widest head moa's bf16 CPU kernel takes (native/src/cpu_attention.cpp); wider ones (the VAE's 512) take the composed form.
 const CPU_KERNEL_MAX_HEAD = 256;
+
+/** Whether one of moa's CPU kernels runs attention in `dtype` with heads `d` wide on this CPU. */
+function kernelTakes(dtype: DType, d: number): boolean {
+  if (dtype === 'bfloat16') return d <= CPU_KERNEL_MAX_HEAD && hasCpuAttention('bfloat16');
+  return dtype === 'float32' && hasCpuAttention('float32');
+}
 let cpuKernel = true;
 /**
- * Whether bf16 inference attention on AMX CPUs uses moa's own kernel (the default) or the
- * composed form: benchmarks compare the two in one run, tests check one against the other.
+ * Whether inference attention on the CPU uses moa's own kernels (the default: bf16 on AMX CPUs,
+ * fp32 on AVX-512 ones) or the composed form: benchmarks compare the two in one run, tests check
+ * one against the other.
  */
 export function useCpuAttentionKernel(on: boolean): void {
   cpuKernel = on;
@@ -64,8 +72,9 @@ export function useCpuAttentionKernel(on: boolean): void {
 
 /**
  * softmax(q kᵀ / sqrt(d)) v per head; q [B, Lq, heads·d], k and v [B, Lk, heads·d] → [B, Lq, heads·d].
- * libtorch's fused kernel where it has one (≥ 2.1). Else, for bf16 on an AVX-512 + AMX CPU without
- * gradients, moa's kernel (native/src/cpu_attention.cpp). Otherwise the composed form with q
+ * libtorch's fused kernel where it has one (≥ 2.1). Else, without gradients, moa's kernels: bf16
+ * on an AVX-512 + AMX CPU (native/src/cpu_attention.cpp), fp32 on an AVX-512 one
+ * (native/src/cpu_attention_f32.cpp). Otherwise the composed form with q
  * scaled first (cheaper than scaling the scores); in 16-bit precision and without gradients, over
  * cache-sized blocks of heads × query rows (with gradients, in one piece, so autograd sees the
  * plain composition).
@@ -81,7 +90,7 @@ export function attend(q: Tensor, k: Tensor, v: Tensor, heads: number): Tensor {
     const grad = isGradEnabled() && (q.requiresGrad || k.requiresGrad || v.requiresGrad);
     if (hasFusedAttention()) {
       out = scaledDotProductAttention(split(q), split(k), split(v)).reshape(bh, lq, d);
-    } else if (cpuKernel && !grad && q.dtype === 'bfloat16' && q.device === 'cpu' && d <= CPU_KERNEL_MAX_HEAD && hasCpuAttention()) {
+    } else if (cpuKernel && !grad && q.device === 'cpu' && kernelTakes(q.dtype, d)) {
       // Token-major in and out: the kernel reads the projections in place and writes [B, Lq, heads, d].
       const tokens = (t: Tensor) => t.view(b, t.size(1), heads, d);
       return cpuAttention(tokens(q), tokens(k), tokens(v), 1 / Math.sqrt(d)).view(b, lq, inner);
