@@ -308,6 +308,31 @@ test('attend() in bfloat16 over cache-sized blocks (uneven heads and rows) match
   close(vals(exact.index(null, [0, 2])), expected.data, 1e-4, 'float32 against the reference');
 });
 
+/**
+ * One test per attention kernel case [BH, Lq, Lk, d, dv, magnitude of q and k]: random inputs in
+ * `dtype`, the kernel's result checked by `expect`, its dtype and shape; and one where every score
+ * is far below zero.
+ */
+function caseTests(dtype: 'bfloat16' | 'float32', cases: number[][], expect: (q: Tensor, k: Tensor, v: Tensor) => Tensor, reference: string): void {
+  for (const [bh, lq, lk, d, dv, m] of cases) {
+    test(`[${bh}, ${lq}, ${d}] × [${lk} keys, ${dv} values], scores ×${m! * m!}: as the ${reference}`, () => {
+      tidy(() => {
+        const [q, k, v] = [input([bh!, lq!, d!], 40).mul(m!), input([bh!, lk!, d!], 41).mul(m!), input([bh!, lk!, dv!], 42)].map((t) => t.to(dtype));
+        const got = expect(q!, k!, v!);
+        assert.equal(got.dtype, dtype);
+        assert.deepEqual(got.shape, [bh, lq, dv]);
+      });
+    });
+  }
+  test('scores all far below zero, keys not a multiple of 32: padded keys neither set the maximum nor add to sums', () => {
+    tidy(() => {
+      const q = input([2, 20, 40], 50).abs().add(1).mul(3).to(dtype);
+      const k = input([2, 50, 40], 51).abs().add(1).mul(-3).to(dtype);
+      expect(q, k, input([2, 50, 40], 52).to(dtype));
+    });
+  });
+}
+
 describe('moa\'s bf16 CPU attention kernel', { skip: !hasCpuAttention('bfloat16') && 'this CPU lacks AVX-512 or AMX' }, () => {
   /** The kernel's result, checked against the float32 reference from the same bf16 inputs. */
   function expectReferenceResult(q: Tensor, k: Tensor, v: Tensor): Tensor {
@@ -330,24 +355,7 @@ describe('moa\'s bf16 CPU attention kernel', { skip: !hasCpuAttention('bfloat16'
     [2, 70, 90, 80, 80, 1],
     [1, 33, 77, 160, 160, 1],
   ];
-  for (const [bh, lq, lk, d, dv, m] of cases) {
-    test(`[${bh}, ${lq}, ${d}] × [${lk} keys, ${dv} values], scores ×${m * m}: as the float32 reference from the same bf16 inputs`, () => {
-      tidy(() => {
-        const [q, k, v] = [input([bh!, lq!, d!], 40).mul(m!).bfloat16(), input([bh!, lk!, d!], 41).mul(m!).bfloat16(), input([bh!, lk!, dv!], 42).bfloat16()];
-        const got = expectReferenceResult(q, k, v);
-        assert.equal(got.dtype, 'bfloat16');
-        assert.deepEqual(got.shape, [bh, lq, dv]);
-      });
-    });
-  }
-
-  test('scores all far below zero, keys not a multiple of 32: padded keys neither set the maximum nor add to sums', () => {
-    tidy(() => {
-      const q = input([2, 20, 40], 50).abs().add(1).mul(3).bfloat16();
-      const k = input([2, 50, 40], 51).abs().add(1).mul(-3).bfloat16();
-      expectReferenceResult(q, k, input([2, 50, 40], 52).bfloat16());
-    });
-  });
+  caseTests('bfloat16', cases, expectReferenceResult, 'float32 reference from the same bf16 inputs');
 
   test('scores rising along the keys (each 32-key block passes the row shift, which moves and rescales what came before)', () => {
     tidy(() => {
@@ -419,23 +427,7 @@ describe('moa\'s fp32 CPU attention kernel', { skip: !hasCpuAttention('float32')
     [1, 33, 77, 160, 160, 1],
     [1, 9, 64, 512, 512, 0.3],
   ];
-  for (const [bh, lq, lk, d, dv, m] of cases) {
-    test(`[${bh}, ${lq}, ${d}] × [${lk} keys, ${dv} values], scores ×${m! * m!}: as the float64 reference`, () => {
-      tidy(() => {
-        const got = expectReferenceResult(input([bh!, lq!, d!], 60).mul(m!), input([bh!, lk!, d!], 61).mul(m!), input([bh!, lk!, dv!], 62));
-        assert.equal(got.dtype, 'float32');
-        assert.deepEqual(got.shape, [bh, lq, dv]);
-      });
-    });
-  }
-
-  test('scores all far below zero, keys not a multiple of 32: padded keys neither set the maximum nor add to sums', () => {
-    tidy(() => {
-      const q = input([2, 20, 40], 63).abs().add(1).mul(3);
-      const k = input([2, 50, 40], 64).abs().add(1).mul(-3);
-      expectReferenceResult(q, k, input([2, 50, 40], 65));
-    });
-  });
+  caseTests('float32', cases, expectReferenceResult, 'float64 reference');
 
   test('token-major [B, L, heads, d] views with row strides give the head-major result, bit for bit', () => {
     tidy(() => {
