@@ -150,7 +150,8 @@ at::Tensor cpuAttentionF32(const at::Tensor& q, const at::Tensor& k, const at::T
         const float* kr = headRow(k, h, j);
         float* block = kd + (j / 32) * d * 32 + j % 32;
         for (int64_t i = 0; i < d; i++) block[i * 32] = kr[i];
-        std::copy(headRow(v, h, j), headRow(v, h, j) + dv, vd + j * dvPad);
+        const float* vr = headRow(v, h, j);
+        std::copy(vr, vr + dv, vd + j * dvPad);
       }
     }
   });
