@@ -19,7 +19,7 @@ const fill = (n: number, value: number) => Array.from({ length: n }, () => value
 
 // ---- independent references (plain loops over row-major arrays) ----
 
-function refDiffusion(pred: number[], target: number[], mask: number[] | null, masked: boolean[], [B, C, H, W]: number[]): number {
+function refDiffusion(pred: number[], target: number[], mask: number[] | null, masked: boolean[], [B, C, H, W]: number[], subjectWeight = 1): number {
   let sum = 0;
   for (let b = 0; b < B!; b++) {
     let any = false;
@@ -28,7 +28,8 @@ function refDiffusion(pred: number[], target: number[], mask: number[] | null, m
       for (let i = 0; i < H! * W!; i++) {
         const j = ((b * C! + c) * H! * W!) + i;
         const m = mask && masked[b] && any ? mask[b * H! * W! + i]! : 1;
-        sum += (m * pred[j]! - m * target[j]!) ** 2;
+        const w = mask ? 1 + (subjectWeight - 1) * mask[b * H! * W! + i]! : 1;
+        sum += w * (m * pred[j]! - m * target[j]!) ** 2;
       }
   }
   return sum / (B! * C! * H! * W!);
@@ -105,6 +106,19 @@ describe('masked diffusion loss', () => {
     });
   });
 
+  test('subjectWeight counts subject pixels k times, masked or not; 1 is the plain loss; below 1 is refused', () => {
+    tidy(() => {
+      const p = f64(pred, shape), t = f64(target, shape), m = f64(mask, [2, 1, 3, 3]);
+      for (const masked of [[true, false], [false, false]]) {
+        const weighted = maskedDiffusionLoss(p, t, m, { masked, subjectWeight: 3 }).item();
+        close([weighted], [refDiffusion(pred, target, mask, masked, shape, 3)], 1e-12, `masked ${masked}`);
+        assert.ok(weighted > maskedDiffusionLoss(p, t, m, { masked }).item());
+      }
+      assert.equal(maskedDiffusionLoss(p, t, m, { masked: [false, true], subjectWeight: 1 }).item(), maskedDiffusionLoss(p, t, m, { masked: [false, true] }).item());
+      assert.throws(() => maskedDiffusionLoss(p, t, m, { masked: [true, true], subjectWeight: 0.5 }), /subjectWeight must be a finite number ≥ 1, not 0.5/);
+    });
+  });
+
   test('the masking decision is deterministic by seed and drawn with probability p', () => {
     assert.deepEqual(drawMaskDecisions(64, 0.5, new Generator(7)), drawMaskDecisions(64, 0.5, new Generator(7)));
     assert.notDeepEqual(drawMaskDecisions(64, 0.5, new Generator(7)), drawMaskDecisions(64, 0.5, new Generator(8)));
@@ -127,6 +141,7 @@ describe('masked diffusion loss', () => {
       const p = f64(pred, shape, true), t = f64(target, shape, true), m = f64(mask, [2, 1, 3, 3]);
       gradcheck((a, b) => maskedDiffusionLoss(a!, b!, m, { masked: [true, false] }), [p, t]);
       gradcheck((a, b) => maskedDiffusionLoss(a!, b!, null), [p, t]);
+      gradcheck((a, b) => maskedDiffusionLoss(a!, b!, m, { masked: [false, true], subjectWeight: 4 }), [p, t]);
     });
   });
 

@@ -178,9 +178,10 @@ describe('trainer', () => {
     assert.equal(c.emaDecay, null);
     // YAML and JSON files.
     const yamlPath = join(tmp, 'train.yaml');
-    writeFileSync(yamlPath, 'dataRoot: /d\noutputDir: /o\nsteps: 5\nschedule: cosine\nloss:\n  router: 0.5\n  routerSubject: 2\n');
+    writeFileSync(yamlPath, 'dataRoot: /d\noutputDir: /o\nsteps: 5\nschedule: cosine\nloss:\n  router: 0.5\n  routerSubject: 2\n  subjectWeight: 4\n');
     const y = readTrainConfig(yamlPath);
-    assert.deepEqual([y.steps, y.schedule, y.loss.router, y.loss.routerSubject, y.loss.object], [5, 'cosine', 0.5, 2, 1e-3]);
+    assert.deepEqual([y.steps, y.schedule, y.loss.router, y.loss.routerSubject, y.loss.object, y.loss.subjectWeight], [5, 'cosine', 0.5, 2, 1e-3, 4]);
+    assert.throws(() => parseTrainConfig({ ...base, loss: { subjectWeight: 0.5 } }), /'loss.subjectWeight' must be/);
     assert.equal(parseTrainConfig(base).loss.routerSubject, 0, 'the spec\'s loss unless asked');
     const jsonPath = join(tmp, 'train.json');
     writeFileSync(jsonPath, JSON.stringify({ ...base, precision: 'bf16' }));

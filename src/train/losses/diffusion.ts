@@ -1,5 +1,6 @@
 // The masked diffusion loss [FastComposer]: MSE(ε̂, ε), where with probability p both are first
-// multiplied by the union of the subject masks, so the loss looks only at the subjects.
+// multiplied by the union of the subject masks, so the loss looks only at the subjects. Our
+// option beyond it: subject pixels weighted over the background's (`subjectWeight`).
 import { rand, tensor } from '../../tensor/create.js';
 import type { Generator } from '../../tensor/generator.js';
 import { tidy } from '../../tensor/scope.js';
@@ -13,6 +14,8 @@ export interface MaskedDiffusionOptions {
   generator?: Generator;
   /** The decisions themselves (one per batch element), instead of drawing them. */
   masked?: readonly boolean[];
+  /** How many times a subject pixel's squared error counts (≥ 1). Default 1: FastComposer's loss. */
+  subjectWeight?: number;
 }
 
 /** One masking decision per batch element: uniform draw < p. */
@@ -27,13 +30,16 @@ export function drawMaskDecisions(batch: number, probability: number, generator:
 }
 
 /**
- * mean((m ⊙ (pred − target))²) over every element, with m = the union mask [B, 1, h, w] for the
- * batch elements chosen to be masked and 1 for the others. A chosen element whose mask is empty
- * (no subjects) is not masked: a zero mask would make its loss 0 and teach nothing. With
- * unionMask null nothing is masked (and no decision is drawn).
+ * mean(w ⊙ (m ⊙ (pred − target))²) over every element, with m = the union mask [B, 1, h, w] for
+ * the batch elements chosen to be masked and 1 for the others, and w = 1 + (subjectWeight − 1) ·
+ * union mask (1 everywhere by default). A chosen element whose mask is empty (no subjects) is not
+ * masked: a zero mask would make its loss 0 and teach nothing. With unionMask null nothing is
+ * masked or weighted (and no decision is drawn).
  */
 export function maskedDiffusionLoss(pred: Tensor, target: Tensor, unionMask: Tensor | null, options: MaskedDiffusionOptions = {}): Tensor {
   if (pred.shape.join() !== target.shape.join()) throw new RangeError(`maskedDiffusionLoss: pred [${pred.shape.join(', ')}] and target [${target.shape.join(', ')}] differ`);
+  const subjectWeight = options.subjectWeight ?? 1;
+  if (!(subjectWeight >= 1 && Number.isFinite(subjectWeight))) throw new RangeError(`maskedDiffusionLoss: subjectWeight must be a finite number ≥ 1, not ${subjectWeight}`);
   return tidy(() => {
     const diff = lossFloat(pred).sub(lossFloat(target));
     if (unionMask === null) return diff.square().mean();
@@ -46,7 +52,9 @@ export function maskedDiffusionLoss(pred: Tensor, target: Tensor, unionMask: Ten
     const chosen = masked.map((m, b) => (m && hasSubjects[b]! > 0 ? 1 : 0));
     const select = tensor(chosen, { shape: [batch, 1, 1, 1], dtype: diff.dtype, device: diff.device });
     const m = mask.mul(select).add(select.rsub(1));
-    return diff.mul(m).square().mean();
+    const squared = diff.mul(m).square();
+    // Subjects are a small share of each image, yet they are what MoA learns to draw.
+    return subjectWeight === 1 ? squared.mean() : squared.mul(mask.mul(subjectWeight - 1).add(1)).mean();
   });
 }
 

@@ -16,9 +16,11 @@ export interface LossConfig {
   object: number;
   /** Probability of the masked diffusion loss, 0.5 [FastComposer]. */
   maskProbability: number;
+  /** Weight of subject pixels in the diffusion loss against the background's 1 [choice beyond FastComposer; 1 = its loss]. */
+  subjectWeight: number;
 }
 
-export const DEFAULT_LOSS_CONFIG: Readonly<LossConfig> = Object.freeze({ router: 1.0, routerSubject: 0, object: 1e-3, maskProbability: 0.5 });
+export const DEFAULT_LOSS_CONFIG: Readonly<LossConfig> = Object.freeze({ router: 1.0, routerSubject: 0, object: 1e-3, maskProbability: 0.5, subjectWeight: 1 });
 
 export interface LossInputs {
   /** The UNet's noise prediction and the true noise, [B, C, H, W] (bf16 allowed). */
@@ -50,7 +52,7 @@ export interface LossTerms {
 export function totalLoss(inputs: LossInputs, config: Partial<LossConfig> = {}): LossTerms {
   const c = { ...DEFAULT_LOSS_CONFIG, ...config };
   return tidy(() => {
-    const diffusion = maskedDiffusionLoss(inputs.pred, inputs.target, inputs.unionMask, { maskProbability: c.maskProbability, generator: inputs.generator });
+    const diffusion = maskedDiffusionLoss(inputs.pred, inputs.target, inputs.unionMask, { maskProbability: c.maskProbability, subjectWeight: c.subjectWeight, generator: inputs.generator });
     const { router, subject: routerSubject } = routingLosses(inputs.r1Maps, inputs.unionMask);
     const object = objectLoss(inputs.attentionMaps, inputs.subjectMasks, inputs.subjectCounts);
     const weighted = (term: Tensor, weight: number) => term.to({ device: diffusion.device }).mul(weight);
