@@ -11,7 +11,7 @@ import { HEADER } from '../src/eval/grid.js';
 import { HELD_OUT_INDEX, judgeIdentities } from '../src/eval/judge-data.js';
 import { Judges, type JudgesShape } from '../src/eval/judges.js';
 import { classIndex } from '../src/eval/labels.js';
-import { changedPixels, meanAbsDiff, routingOverlap, scoreSubject, swapChange } from '../src/eval/metrics.js';
+import { changedPixels, meanAbsDiff, routingOverlap, scoreSubject, swapChange, wilsonInterval } from '../src/eval/metrics.js';
 import { dilate, findRegions, matchSubjects, unionMask } from '../src/eval/regions.js';
 import { renderJudgeScene, shrinkLabels } from '../src/eval/render.js';
 import type { EvalReport } from '../src/eval/report.js';
@@ -80,6 +80,15 @@ describe('metrics on constructed cases', () => {
     assert.ok(Math.abs(flat.ratio - 1) < 1e-5);
     assert.equal(routingOverlap(map, new Uint8Array(16), 4), null);
     [a, b, map].forEach((t) => t.dispose());
+  });
+
+  test('the identity-match interval is Wilson\'s 95 % score interval', () => {
+    const near = (got: [number, number] | null, want: [number, number]) => assert.ok(got && Math.abs(got[0] - want[0]) < 1e-4 && Math.abs(got[1] - want[1]) < 1e-4, `${got} vs ${want}`);
+    near(wilsonInterval(0, 10), [0, 0.2775]); // z² / (n + z²)
+    near(wilsonInterval(5, 10), [0.2366, 0.7634]);
+    near(wilsonInterval(10, 10), [0.7225, 1]);
+    assert.equal(wilsonInterval(0, 0), null);
+    assert.throws(() => wilsonInterval(3, 2), /0 ≤ successes ≤ n/);
   });
 
   test('evalCases: held-out identities of different classes per prompt, unseen templates, a swap of the same class', () => {

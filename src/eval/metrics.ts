@@ -110,5 +110,19 @@ export function routingOverlap(map: Tensor, subjects: Uint8Array, size: number):
 
 export const mean = (xs: readonly number[]): number | null => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
 
+/**
+ * The Wilson score interval (95 %) of a rate of `successes` in `n` trials: with the few dozen
+ * subjects an eval scores, a rate alone hides how far it could be from the truth.
+ */
+export function wilsonInterval(successes: number, n: number, z = 1.96): [number, number] | null {
+  if (!Number.isInteger(n) || n < 0 || !Number.isInteger(successes) || successes < 0 || successes > n) throw new RangeError(`wilsonInterval: need 0 ≤ successes ≤ n (integers), not ${successes} of ${n}`);
+  if (n === 0) return null;
+  const p = successes / n;
+  const z2 = z * z;
+  const centre = (p + z2 / (2 * n)) / (1 + z2 / n);
+  const half = (z / (1 + z2 / n)) * Math.sqrt((p * (1 - p)) / n + z2 / (4 * n * n));
+  return [Math.max(0, centre - half), Math.min(1, centre + half)];
+}
+
 /** Rounded to 4 decimals for the report (null stays null). */
 export const r4 = (x: number | null): number | null => (x === null || !Number.isFinite(x) ? x : Math.round(x * 10000) / 10000);

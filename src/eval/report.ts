@@ -1,7 +1,7 @@
 // The eval report: per case what each variant made of it, and per variant the measures summed
 // up (identity fidelity by subject count, context, disentanglement, prior preservation, routing).
 import type { Judges } from './judges.js';
-import { mean, r4, type RoutingOverlap, type SubjectScore, type SwapChange } from './metrics.js';
+import { mean, r4, wilsonInterval, type RoutingOverlap, type SubjectScore, type SwapChange } from './metrics.js';
 
 export const EVAL_FORMAT = 'moa-eval';
 export const EVAL_VERSION = 1;
@@ -50,6 +50,8 @@ export interface IdentitySummary {
   attributeAccuracyFound: number | null;
   /** Share of subjects recognised as their reference's identity. */
   identityMatch: number | null;
+  /** 95 % Wilson interval of the identity-match rate over these subjects. */
+  identityMatchInterval: [number, number] | null;
 }
 
 export interface VariantSummary {
@@ -81,12 +83,14 @@ export interface EvalReport {
 
 export function identitySummary(scores: readonly SubjectScore[]): IdentitySummary {
   const found = scores.filter((s) => s.found);
+  const interval = wilsonInterval(scores.filter((s) => s.identityMatch).length, scores.length);
   return {
     subjects: scores.length,
     found: r4(mean(scores.map((s) => (s.found ? 1 : 0)))),
     attributeAccuracy: r4(mean(scores.map((s) => s.attributeAccuracy))),
     attributeAccuracyFound: r4(mean(found.map((s) => s.attributeAccuracy))),
     identityMatch: r4(mean(scores.map((s) => (s.identityMatch ? 1 : 0)))),
+    identityMatchInterval: interval && [r4(interval[0])!, r4(interval[1])!],
   };
 }
 
@@ -174,6 +178,7 @@ export function formatReport(report: EvalReport): string {
   for (const k of counts) {
     rows.push(`${pad(k === 'all' ? '  all subjects' : `  ${k} subject${k === '1' ? '' : 's'}`, LABEL)}${names.map((n) => pad(`${pct(report.variants[n]!.identity[k]?.identityMatch)} (${pct(report.variants[n]!.identity[k]?.attributeAccuracy)})`, 22)).join('')}`);
   }
+  rows.push(`${pad('  95 % interval, all subjects', LABEL)}${names.map((n) => { const i = report.variants[n]!.identity.all?.identityMatchInterval; return pad(i ? `${pct(i[0])} – ${pct(i[1])}` : '–', 22); }).join('')}`);
   rows.push(`${pad('context: scene kind / time', LABEL)}${names.map((n) => pad(`${pct(report.variants[n]!.context.kind)} / ${pct(report.variants[n]!.context.time)}`, 22)).join('')}`);
   rows.push(`${pad('swap: changed inside / outside, ratio', LABEL)}${names.map((n) => { const d = report.variants[n]!.disentanglement; return pad(d ? `${pct(d.inside)} / ${pct(d.outside)}, ${num(d.ratio, 1)}` : '–', 22); }).join('')}`);
   rows.push(`${pad('prior: mean |MoA − base| (no subjects)', LABEL)}${names.map((n) => pad(num(report.variants[n]!.priorPreservation?.meanAbsDiff), 22)).join('')}`);
