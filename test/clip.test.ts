@@ -10,7 +10,7 @@ import { loadSafetensors, saveSafetensors } from '../src/io/safetensors.js';
 import { Module } from '../src/nn/module.js';
 import { ClipConfigError } from '../src/models/clip-config.js';
 import { CLIPEncoderLayer, isIgnoredClipKey, quickGelu } from '../src/models/clip-encoder.js';
-import { CLIP_IMAGE_MEAN, CLIP_IMAGE_STD, centerCrop, clipPreprocess, replaceBackground, resizeShortSide, shortSideSize } from '../src/models/clip-preprocess.js';
+import { CLIP_IMAGE_MEAN, CLIP_IMAGE_STD, centerCrop, clipPreprocess, maskBox, replaceBackground, resizeShortSide, shortSideSize, squareAround } from '../src/models/clip-preprocess.js';
 import { type CLIPTextConfig, CLIPTextModel, clipTextConfigFromJson, SD15_TEXT_CONFIG } from '../src/models/clip-text.js';
 import { CLIP_VIT_L14_VISION_CONFIG, clipVisionConfigFromJson, CLIPVisionModelWithProjection } from '../src/models/clip-vision.js';
 import { arange, autocast, full, Generator, liveTensors, noGrad, rand, type Tensor, tensor, tidy, zeros } from '../src/tensor/index.js';
@@ -614,6 +614,35 @@ describe('images and CLIP preprocessing', () => {
       // Through clipPreprocess: a 224 image whose background becomes grey normalises to grey's value.
       const pixels = clipPreprocess(full([1, 3, 224, 224], 0.2), { mask: zeros([1, 1, 224, 224]) });
       close(pixelAt(pixels, 100, 100), normalised([0.5, 0.5, 0.5]), 1e-6, 'masked out');
+    });
+  });
+
+  test('cropToMask cuts each image to the square around its own subject before resizing', () => {
+    tidy(() => {
+      const image = full([2, 3, 8, 12], 0.2);
+      const masks = zeros([2, 1, 8, 12]);
+      image.narrow(0, 0, 1).narrow(2, 2, 4).narrow(3, 3, 3).fill_(0.9); // image 0: rows 2–5, columns 3–5
+      masks.narrow(0, 0, 1).narrow(2, 2, 4).narrow(3, 3, 3).fill_(1);
+      image.narrow(0, 1, 1).narrow(2, 0, 2).narrow(3, 8, 4).fill_(0.9); // image 1: rows 0–1, columns 8–11
+      masks.narrow(0, 1, 1).narrow(2, 0, 2).narrow(3, 8, 4).fill_(1);
+      assert.deepEqual(maskBox(masks.narrow(0, 0, 1)), [2, 3, 6, 6]);
+      assert.deepEqual(maskBox(masks.narrow(0, 1, 1)), [0, 8, 2, 12]);
+      assert.equal(maskBox(zeros([8, 12])), null);
+      assert.throws(() => maskBox(masks), /one mask/);
+      // Box 4 × 3: one column of padding on the right (mask 0), so the square is 4 × 4.
+      const square = squareAround(image.narrow(0, 0, 1), masks.narrow(0, 0, 1), [2, 3, 6, 6])!;
+      assert.deepEqual([square.image.shape, square.mask.shape], [[1, 3, 4, 4], [1, 1, 4, 4]]);
+      close(vals(square.mask.select(3, 3)), [0, 0, 0, 0], 0, 'padding is background');
+      assert.equal(squareAround(image, masks, [2, 12, 6, 14]), null, 'a box outside the image');
+      const pixels = clipPreprocess(image, { mask: masks, cropToMask: true, size: 4, cropSize: 4 });
+      assert.deepEqual(pixels.shape, [2, 3, 4, 4]);
+      for (const [y, x] of [[0, 0], [3, 2]]) close(pixelAt(pixels, y, x), normalised([0.9, 0.9, 0.9]), 1e-6, `subject at ${y}, ${x}`);
+      close(pixelAt(pixels, 1, 3), normalised([0.5, 0.5, 0.5]), 1e-6, 'padding becomes grey');
+      // Image 1's 2 × 4 box becomes 4 × 4 with a row of grey above and below.
+      const second = pixels.narrow(0, 1, 1);
+      close(pixelAt(second, 0, 0), normalised([0.5, 0.5, 0.5]), 1e-6, 'grey above');
+      close(pixelAt(second, 1, 0), normalised([0.9, 0.9, 0.9]), 1e-6, 'subject');
+      assert.throws(() => clipPreprocess(image, { mask: zeros([2, 1, 8, 12]), cropToMask: true }), /the mask of image 0 is empty .* give the subject's mask, or none/);
     });
   });
 

@@ -2,9 +2,9 @@
 // 224 (bicubic), centre-crop 224 × 224, normalise with CLIP's mean and std. The resize runs in
 // libtorch on the float image; bicubic with antialias is PIL's filter (a = -0.5, widened when
 // shrinking), which is what the processor resamples with. MoA's reference images may first have
-// their background replaced (grey or noise) through a subject mask.
+// their background replaced (grey or noise) through a subject mask, and be cut to the subject.
 import { rand, tensor } from '../tensor/create.js';
-import { interpolate, pad } from '../tensor/functional.js';
+import { cat, interpolate, pad } from '../tensor/functional.js';
 import { type Generator } from '../tensor/generator.js';
 import { tidy } from '../tensor/scope.js';
 import { type Tensor } from '../tensor/tensor.js';
@@ -29,6 +29,8 @@ export interface ClipPreprocessOptions extends BackgroundOptions {
   cropSize?: number;
   /** Subject mask (1 = keep, 0 = background) at the image's resolution: [H, W], [1, H, W] or [N or 1, 1, H, W]. */
   mask?: Tensor | null;
+  /** With a mask: first cut each image to the square around its subject (`squareAround`), so the subject fills the frame. */
+  cropToMask?: boolean;
 }
 
 /** [N, C, H, W] or [C, H, W] floating point → float32 [N, C, H, W]. */
@@ -65,6 +67,38 @@ export function replaceBackground(image: Tensor, mask: Tensor, { background = 'g
     if (typeof level !== 'number' || !(level >= 0 && level <= 1)) throw new RangeError(`background must be 'grey', 'noise' or a level in [0, 1], not ${String(background)}`);
     return x.sub(level).mul(m).add(level);
   });
+}
+
+/** The box [top, left, bottom, right) (bottom and right exclusive) of the pixels where a mask [H, W] (or [1, H, W], [1, 1, H, W]) is above 0.5; null when none is. */
+export function maskBox(mask: Tensor): [number, number, number, number] | null {
+  const [h, w] = mask.shape.slice(-2) as [number, number];
+  if (mask.ndim < 2 || mask.numel !== h * w) throw new RangeError(`maskBox takes one mask [H, W], [1, H, W] or [1, 1, H, W], not [${mask.shape.join(', ')}]`);
+  const data = mask.toFloat32Array();
+  let [top, left, bottom, right] = [h, w, 0, 0];
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      if (!(data[y * w + x]! > 0.5)) continue;
+      [top, left, bottom, right] = [Math.min(top, y), Math.min(left, x), Math.max(bottom, y + 1), Math.max(right, x + 1)];
+    }
+  }
+  return bottom > top ? [top, left, bottom, right] : null;
+}
+
+/**
+ * The square around a box [top, left, bottom, right) of an image [N, C, H, W] and its mask
+ * [N or 1, 1, H, W]: the box clipped to the image, then its short side padded equally on both
+ * sides with zeros, mask 0 (so a background replacement covers the padding too). Null when the
+ * clipped box is empty.
+ */
+export function squareAround(image: Tensor, mask: Tensor, [top, left, bottom, right]: readonly number[]): { image: Tensor; mask: Tensor } | null {
+  const [h, w] = [image.size(2), image.size(3)];
+  const [y0, x0, y1, x1] = [Math.max(0, top!), Math.max(0, left!), Math.min(h, bottom!), Math.min(w, right!)];
+  if (y1 <= y0 || x1 <= x0) return null;
+  const [bh, bw] = [y1 - y0, x1 - x0];
+  const side = Math.max(bh, bw);
+  const padding = [Math.floor((side - bw) / 2), Math.ceil((side - bw) / 2), Math.floor((side - bh) / 2), Math.ceil((side - bh) / 2)];
+  const cut = (t: Tensor) => pad(t.narrow(2, y0, bh).narrow(3, x0, bw), padding);
+  return tidy(() => ({ image: cut(image), mask: cut(mask) }));
 }
 
 /** The [height, width] whose short side is `size`, the long side scaled and truncated (as transformers). */
@@ -112,14 +146,26 @@ export function normalize(image: Tensor, mean: readonly number[] = CLIP_IMAGE_ME
 
 /** An RGB image in [0, 1] ([N, 3, H, W] or [3, H, W]) → CLIP pixel values float32 [N, 3, 224, 224]. */
 export function clipPreprocess(image: Tensor, options: ClipPreprocessOptions = {}): Tensor {
-  const { size = CLIP_IMAGE_SIZE, cropSize = CLIP_IMAGE_SIZE, mask = null, ...background } = options;
+  const { size = CLIP_IMAGE_SIZE, cropSize = CLIP_IMAGE_SIZE, mask = null, cropToMask = false, ...background } = options;
   for (const [name, v] of [['size', size], ['cropSize', cropSize]] as const) {
     if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`clipPreprocess: ${name} must be a positive integer, not ${v}`);
   }
   return tidy(() => {
     let x = asBatch(image, 'clipPreprocess');
     if (x.size(1) !== 3) throw new RangeError(`clipPreprocess takes RGB images (3 channels), not [${image.shape.join(', ')}]`);
+    if (mask && cropToMask) return normalize(centerCrop(cat(subjectSquares(x, asMask(mask, x), background, size)), cropSize));
     if (mask) x = replaceBackground(x, mask, background);
     return normalize(centerCrop(resizeShortSide(x, size), cropSize));
+  });
+}
+
+/** Each image cut to the square around its mask's subject, background replaced, resized to side `size`. */
+function subjectSquares(x: Tensor, mask: Tensor, background: BackgroundOptions, size: number): Tensor[] {
+  return Array.from({ length: x.size(0) }, (_, i) => {
+    const m = mask.narrow(0, mask.size(0) === 1 ? 0 : i, 1);
+    const box = maskBox(m);
+    if (!box) throw new RangeError(`clipPreprocess: the mask of image ${i} is empty (no pixel above 0.5), so it shows no subject; give the subject's mask, or none`);
+    const square = squareAround(x.narrow(0, i, 1), m, box)!;
+    return resizeShortSide(replaceBackground(square.image, square.mask, background), size);
   });
 }

@@ -8,9 +8,9 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readImage } from '../../io/image.js';
 import { type ClipTokenizer } from '../../models/clip-tokenizer.js';
-import { type BackgroundOptions, replaceBackground } from '../../models/clip-preprocess.js';
+import { type BackgroundOptions, replaceBackground, squareAround } from '../../models/clip-preprocess.js';
 import { tensor } from '../../tensor/create.js';
-import { interpolate, pad } from '../../tensor/functional.js';
+import { interpolate } from '../../tensor/functional.js';
 import { type Generator } from '../../tensor/generator.js';
 import { tidy } from '../../tensor/scope.js';
 import { type Tensor } from '../../tensor/tensor.js';
@@ -178,17 +178,9 @@ function resolveSizes({ resolution = 512, latentResolution, cropSize = 224 }: Sa
  */
 export function subjectCrop(image: Tensor, labels: Tensor, segment: FfhqSegment, cropSize: number, background: BackgroundOptions): Tensor | null {
   return tidy(() => {
-    const [h, w] = [image.size(2), image.size(3)];
-    const [h1, w1, h2, w2] = segment.bbox.map(Math.round) as [number, number, number, number];
-    const [y0, x0, y1, x1] = [Math.max(0, h1), Math.max(0, w1), Math.min(h, h2), Math.min(w, w2)];
-    if (y1 <= y0 || x1 <= x0) return null;
-    const full = labels.eq(segment.id).float();
-    const [bh, bw] = [y1 - y0, x1 - x0];
-    const s = Math.max(bh, bw);
-    const padding = [Math.floor((s - bw) / 2), Math.ceil((s - bw) / 2), Math.floor((s - bh) / 2), Math.ceil((s - bh) / 2)];
-    const boxImage = pad(image.narrow(2, y0, bh).narrow(3, x0, bw), padding);
-    const boxMask = pad(full.narrow(2, y0, bh).narrow(3, x0, bw), padding);
-    const replaced = replaceBackground(boxImage, boxMask, background);
+    const square = squareAround(image, labels.eq(segment.id).float(), segment.bbox.map(Math.round));
+    if (!square) return null;
+    const replaced = replaceBackground(square.image, square.mask, background);
     return interpolate(replaced, { size: [cropSize, cropSize], mode: 'bilinear', antialias: true }).clamp(0, 1).reshape(3, cropSize, cropSize);
   });
 }
