@@ -17,7 +17,7 @@ export interface SubjectImageOptions {
   /**
    * With masks: cut each image to the square around its subject first (default true). Training
    * crops are cut so; a full-frame reference embeds further from them (cosine 0.81 against 0.89
-   * on the world's references, docs/eval.md).
+   * on the world's references, docs/moa.md).
    */
   cropToSubject?: boolean;
 }
