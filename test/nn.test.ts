@@ -12,7 +12,7 @@ import {
   Sequential,
   StateDictError,
 } from '../src/nn/index.js';
-import { Generator, liveTensors, manualSeed, noGrad, ones, rand, randn, type Tensor, tensor, tidy, zeros } from '../src/tensor/index.js';
+import { Generator, getThreads, liveTensors, manualSeed, noGrad, ones, rand, randn, setThreads, type Tensor, tensor, tidy, zeros } from '../src/tensor/index.js';
 import { settledLiveTensors } from './helpers.js';
 
 // ---- helpers ----
@@ -286,6 +286,30 @@ describe('forward', () => {
       }
     }
     assertClose(f64(gn.forward(x)), expected, 1e-10);
+    gn.dispose();
+  });
+
+  test('GroupNorm in bfloat16, channels-last, on a 64 × 64 map: as float32 within bfloat16 rounding, at any thread count', () => {
+    // libtorch 1.13's own CPU kernel sums this input in bfloat16 (mean error 0.66 with one thread).
+    const threads = getThreads();
+    const gn = new GroupNorm(32, 64);
+    noGrad(() => tidy(() => {
+      gn.weight!.copy_(randn([64], { generator: new Generator(1) }));
+      const x = randn([1, 64, 64, 64], { generator: new Generator(2) }).add(1);
+      const want = gn.forward(x);
+      gn.to({ dtype: 'bfloat16' });
+      try {
+        for (const n of [1, 2]) {
+          setThreads(n);
+          const got = gn.forward(x.to({ dtype: 'bfloat16' }).contiguous('channels_last'));
+          assert.equal(got.dtype, 'bfloat16');
+          const error = got.float().sub(want).abs().mean().item();
+          assert.ok(error < 0.01, `${n} thread(s): mean |bf16 − fp32| ${error}`);
+        }
+      } finally {
+        setThreads(threads);
+      }
+    }));
     gn.dispose();
   });
 
