@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { MoA, moaConfig, type SubjectBinding } from '../src/moa/index.js';
 import { UNet2DConditionModel } from '../src/models/unet/index.js';
-import { drawMaskDecisions, maskedDiffusionLoss, objectLoss, routerLoss, routingLosses, subjectRoutingLoss, totalLoss } from '../src/train/losses/index.js';
+import { backgroundPriorLoss, drawMaskDecisions, maskedDiffusionLoss, objectLoss, routerLoss, routingLosses, subjectRoutingLoss, totalLoss } from '../src/train/losses/index.js';
 import { TrainingRecorder } from '../src/train/recorder.js';
 import { Generator, gradcheck, randn, type Tensor, tensor, tidy } from '../src/tensor/index.js';
 import { close, rnd, settledLiveTensors } from './helpers.js';
@@ -221,6 +221,61 @@ describe('router loss', () => {
       close([t.total.item()], [expected], 1e-12);
       const spec = totalLoss({ ...inputs, generator: new Generator(3) }, { object: 0.1 });
       close([spec.total.item()], [spec.diffusion.item() + spec.router.item() + 0.1 * spec.object.item()], 1e-12);
+    });
+  });
+});
+
+describe('background preservation loss', () => {
+  const shape = [2, 2, 3, 3];
+  const pred = rnd(36, 21, -1, 1);
+  const prior = rnd(36, 22, -1, 1);
+  const mask = [...binary(9, 23), ...binary(9, 24)]; // [2, 1, 3, 3]
+
+  test('matches a plain computation: mean over every element of the background difference squared', () => {
+    let sum = 0;
+    for (let i = 0; i < 36; i++) {
+      const [b, pixel] = [Math.floor(i / 18), i % 9];
+      sum += ((1 - mask[b * 9 + pixel]!) * (pred[i]! - prior[i]!)) ** 2;
+    }
+    tidy(() => close([backgroundPriorLoss(f64(pred, shape), f64(prior, shape), f64(mask, [2, 1, 3, 3])).item()], [sum / 36], 1e-12));
+  });
+
+  test('gradcheck w.r.t. the prediction; the prior gets no gradient', () => {
+    tidy(() => {
+      const m = f64(mask, [2, 1, 3, 3]);
+      gradcheck((a) => backgroundPriorLoss(a!, f64(prior, shape), m), [f64(pred, shape, true)]);
+      const p = f64(pred, shape, true), q = f64(prior, shape, true);
+      backgroundPriorLoss(p, q, m).backward();
+      assert.equal(q.grad, null);
+      assert.ok(p.grad !== null);
+    });
+  });
+
+  test('is 0 when the background matches the prior, whatever the subjects do; shapes must match', () => {
+    tidy(() => {
+      const onSubjects = pred.map((v, i) => (mask[Math.floor(i / 18) * 9 + (i % 9)] ? v : prior[i]!));
+      assert.equal(backgroundPriorLoss(f64(onSubjects, shape), f64(prior, shape), f64(mask, [2, 1, 3, 3])).item(), 0);
+      assert.throws(() => backgroundPriorLoss(f64(pred, shape), f64(prior.slice(0, 18), [1, 2, 3, 3]), f64(mask, [2, 1, 3, 3])), /pred \[2, 2, 3, 3\] and prior \[1, 2, 3, 3\] differ/);
+    });
+  });
+
+  test('the total adds λ_bg·L_bg and asks for the prior\'s prediction when λ_bg > 0', () => {
+    tidy(() => {
+      const inputs = {
+        pred: f64(pred, shape),
+        target: f64(rnd(36, 25, -1, 1), shape),
+        unionMask: f64(mask, [2, 1, 3, 3]),
+        subjectMasks: f64(mask, [2, 1, 3, 3]),
+        subjectCounts: [1, 1],
+        r1Maps: [f64(rnd(18, 26, 0, 1), [2, 3, 3])],
+        attentionMaps: [f64(rnd(18, 27, 0, 1), [2, 1, 3, 3])],
+        generator: new Generator(3),
+      };
+      const t = totalLoss({ ...inputs, priorPred: f64(prior, shape) }, { background: 2, object: 0 });
+      close([t.total.item()], [t.diffusion.item() + t.router.item() + 2 * t.background.item()], 1e-12);
+      assert.ok(t.background.item() > 0);
+      assert.equal(totalLoss(inputs).background.item(), 0, 'off by default');
+      assert.throws(() => totalLoss(inputs, { background: 1 }), /loss.background > 0 needs priorPred/);
     });
   });
 });

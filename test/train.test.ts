@@ -148,6 +148,20 @@ describe('trainer', () => {
     assert.ok(withLoss.last < without.last, 'and ends lower than without it');
   });
 
+  test('the background term pulls the background prediction to the prior (measured)', async () => {
+    // Same start twice: λ_bg 50 against a negligible λ_bg (which still logs the term).
+    const term = async (weight: number) => {
+      const run = await trainer(config(join(tmp, `background-${weight}`), { steps: 30, loss: { background: weight } }));
+      const records = await run.t.run();
+      run.dispose();
+      return mean(records.slice(-5).map((r) => r.background));
+    };
+    const pulled = await term(50);
+    const free = await term(1e-9);
+    console.log(`background term after 30 steps: λ_bg 50 ${pulled.toExponential(3)}, λ_bg 1e-9 ${free.toExponential(3)}`);
+    assert.ok(free > 0 && pulled < 0.5 * free, `${pulled} against ${free}`);
+  });
+
   test('bf16 autocast trains', async () => {
     const run = await trainer(config(join(tmp, 'bf16'), { steps: 2, precision: 'bf16' }));
     const records = await run.t.run();
@@ -178,9 +192,10 @@ describe('trainer', () => {
     assert.equal(c.emaDecay, null);
     // YAML and JSON files.
     const yamlPath = join(tmp, 'train.yaml');
-    writeFileSync(yamlPath, 'dataRoot: /d\noutputDir: /o\nsteps: 5\nschedule: cosine\nloss:\n  router: 0.5\n  routerSubject: 2\n  subjectWeight: 4\n');
+    writeFileSync(yamlPath, 'dataRoot: /d\noutputDir: /o\nsteps: 5\nschedule: cosine\nloss:\n  router: 0.5\n  routerSubject: 2\n  subjectWeight: 4\n  background: 3\n');
     const y = readTrainConfig(yamlPath);
-    assert.deepEqual([y.steps, y.schedule, y.loss.router, y.loss.routerSubject, y.loss.object, y.loss.subjectWeight], [5, 'cosine', 0.5, 2, 1e-3, 4]);
+    assert.deepEqual([y.steps, y.schedule, y.loss.router, y.loss.routerSubject, y.loss.object, y.loss.subjectWeight, y.loss.background], [5, 'cosine', 0.5, 2, 1e-3, 4, 3]);
+    assert.throws(() => parseTrainConfig({ ...base, loss: { background: -1 } }), /'loss.background' must be/);
     assert.throws(() => parseTrainConfig({ ...base, loss: { subjectWeight: 0.5 } }), /'loss.subjectWeight' must be/);
     assert.equal(parseTrainConfig(base).loss.routerSubject, 0, 'the spec\'s loss unless asked');
     const jsonPath = join(tmp, 'train.json');

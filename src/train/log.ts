@@ -10,6 +10,8 @@ export interface StepRecord {
   router: number;
   routerSubject: number;
   object: number;
+  /** The background-preservation term (0 unless loss.background > 0). */
+  background: number;
   lr: number;
   /** The gradient norm before clipping. */
   gradNorm: number;

@@ -133,7 +133,7 @@ export class Trainer {
     const lr = learningRate(this.step, this.config);
     this.optimizer.setLr(lr);
     this.optimizer.zeroGrad();
-    const sums = { loss: 0, diffusion: 0, router: 0, routerSubject: 0, object: 0 };
+    const sums = { loss: 0, diffusion: 0, router: 0, routerSubject: 0, object: 0, background: 0 };
     for (let i = 0; i < accumulation; i++) {
       const batch = await this.loader.nextBatch();
       try {
@@ -181,7 +181,10 @@ export class Trainer {
       const noisy = this.scheduler.addNoise(latents, noise, timesteps);
       const target = this.scheduler.trainingTarget(latents, noise, timesteps);
       const forward = () => sd.unet.forward(noisy, timesteps, text, { moa: { subjects, timestep: timesteps, recorder: this.#recorder } });
-      const pred = this.config.precision === 'bf16' ? autocast({ device: device === 'cpu' ? 'cpu' : 'cuda', dtype: 'bfloat16' }, forward) : forward();
+      const precise = <T>(f: () => T): T => (this.config.precision === 'bf16' ? autocast({ device: device === 'cpu' ? 'cpu' : 'cuda', dtype: 'bfloat16' }, f) : f());
+      const pred = precise(forward);
+      // The base model's prediction, for the background-preservation term only.
+      const priorPred = this.config.loss.background > 0 ? noGrad(() => precise(() => sd.unet.forward(noisy, timesteps, text, { moa: { subjects, timestep: timesteps, forcePrior: true } }))) : undefined;
       const { unionMask, subjectMasks, counts } = this.#masks(batch, latents.size(2), latents.size(3));
       const terms = totalLoss(
         {
@@ -192,12 +195,13 @@ export class Trainer {
           subjectCounts: counts,
           r1Maps: this.#recorder.r1Maps(),
           attentionMaps: this.#recorder.middleMaps(),
+          priorPred,
           generator: this.noise,
         },
         this.config.loss,
       );
       terms.total.mul(scale).backward();
-      return { loss: terms.total.item(), diffusion: terms.diffusion.item(), router: terms.router.item(), routerSubject: terms.routerSubject.item(), object: terms.object.item() };
+      return { loss: terms.total.item(), diffusion: terms.diffusion.item(), router: terms.router.item(), routerSubject: terms.routerSubject.item(), object: terms.object.item(), background: terms.background.item() };
     });
   }
 

@@ -2,5 +2,6 @@
 export { maskedDiffusionLoss, drawMaskDecisions, type MaskedDiffusionOptions } from './diffusion.js';
 export { routerLoss, routingLosses, subjectRoutingLoss } from './router.js';
 export { objectLoss } from './object.js';
+export { backgroundPriorLoss } from './background.js';
 export { totalLoss, DEFAULT_LOSS_CONFIG, type LossConfig, type LossInputs, type LossTerms } from './total.js';
 export { lossFloat } from './common.js';

@@ -1,8 +1,9 @@
-// The training objective: L = L_diff + λ_router·L_router + λ_subject·L_subject + λ_obj·L_obj, each
-// term kept for logging.
+// The training objective: L = L_diff + λ_router·L_router + λ_subject·L_subject + λ_obj·L_obj
+// + λ_bg·L_bg, each term kept for logging.
 import type { Generator } from '../../tensor/generator.js';
 import { tidy } from '../../tensor/scope.js';
 import type { Tensor } from '../../tensor/tensor.js';
+import { backgroundPriorLoss } from './background.js';
 import { maskedDiffusionLoss } from './diffusion.js';
 import { objectLoss } from './object.js';
 import { routingLosses } from './router.js';
@@ -18,9 +19,11 @@ export interface LossConfig {
   maskProbability: number;
   /** Weight of subject pixels in the diffusion loss against the background's 1 [choice beyond FastComposer; 1 = its loss]. */
   subjectWeight: number;
+  /** λ_bg: the background's prediction pulled to the prior's [choice beyond the spec; 0 = off]. */
+  background: number;
 }
 
-export const DEFAULT_LOSS_CONFIG: Readonly<LossConfig> = Object.freeze({ router: 1.0, routerSubject: 0, object: 1e-3, maskProbability: 0.5, subjectWeight: 1 });
+export const DEFAULT_LOSS_CONFIG: Readonly<LossConfig> = Object.freeze({ router: 1.0, routerSubject: 0, object: 1e-3, maskProbability: 0.5, subjectWeight: 1, background: 0 });
 
 export interface LossInputs {
   /** The UNet's noise prediction and the true noise, [B, C, H, W] (bf16 allowed). */
@@ -36,6 +39,8 @@ export interface LossInputs {
   r1Maps: readonly Tensor[];
   /** Subject attention of the chosen middle layers [B, S, h, w] (TrainingRecorder.middleMaps()). */
   attentionMaps: readonly Tensor[];
+  /** The prediction with the router forced to the prior, same input (needed when λ_bg > 0). */
+  priorPred?: Tensor;
   /** Draws the masking decisions of the diffusion loss. */
   generator: Generator;
 }
@@ -46,6 +51,7 @@ export interface LossTerms {
   router: Tensor;
   routerSubject: Tensor;
   object: Tensor;
+  background: Tensor;
 }
 
 /** All terms as float32 (or float64) scalars; total supports backward, the others share its graph. */
@@ -55,8 +61,14 @@ export function totalLoss(inputs: LossInputs, config: Partial<LossConfig> = {}):
     const diffusion = maskedDiffusionLoss(inputs.pred, inputs.target, inputs.unionMask, { maskProbability: c.maskProbability, subjectWeight: c.subjectWeight, generator: inputs.generator });
     const { router, subject: routerSubject } = routingLosses(inputs.r1Maps, inputs.unionMask);
     const object = objectLoss(inputs.attentionMaps, inputs.subjectMasks, inputs.subjectCounts);
+    if (c.background > 0 && !inputs.priorPred) throw new TypeError('totalLoss: loss.background > 0 needs priorPred (the prediction with the router forced to the prior)');
+    const background = inputs.priorPred ? backgroundPriorLoss(inputs.pred, inputs.priorPred, inputs.unionMask) : diffusion.mul(0).detach();
     const weighted = (term: Tensor, weight: number) => term.to({ device: diffusion.device }).mul(weight);
-    const total = diffusion.add(weighted(router, c.router)).add(weighted(routerSubject, c.routerSubject)).add(weighted(object, c.object));
-    return { total, diffusion, router, routerSubject, object };
+    const total = diffusion
+      .add(weighted(router, c.router))
+      .add(weighted(routerSubject, c.routerSubject))
+      .add(weighted(object, c.object))
+      .add(weighted(background, c.background));
+    return { total, diffusion, router, routerSubject, object, background };
   });
 }
