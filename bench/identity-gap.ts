@@ -9,7 +9,7 @@ import { imageEmbeddings, type MoAConditioning, type SubjectBinding } from '../s
 import { openImageEncoder, openMoA } from '../src/pipelines/load-moa.js';
 import { openStableDiffusion } from '../src/pipelines/load.js';
 import { DDPMScheduler } from '../src/schedulers/index.js';
-import { disposeBatch, FfhqWildLoader, readImageIds, type Batch } from '../src/train/data/index.js';
+import { batchMasks, disposeBatch, FfhqWildLoader, readImageIds, type Batch } from '../src/train/data/index.js';
 import { Generator, noGrad, randint, randn, stack, tidy, type Tensor } from '../src/tensor/index.js';
 
 const { values } = parseArgs({
@@ -21,6 +21,11 @@ const { values } = parseArgs({
     batches: { type: 'string', default: '16' },
   },
 });
+const wanted = Number(values.batches);
+if (!Number.isInteger(wanted) || wanted < 1) {
+  console.error(`identity-gap: --batches must be a whole number ≥ 1, not '${values.batches}'`);
+  process.exit(2);
+}
 const sd = openStableDiffusion(values.model!);
 const imageEncoder = openImageEncoder(`${values.model}/image_encoder`);
 const moa = openMoA(sd, values.moa ?? `${values.model}/moa.safetensors`, { imageEncoder });
@@ -62,7 +67,6 @@ function otherIdentities(batch: Batch, embeddings: Tensor): Tensor {
 }
 
 let done = 0;
-const wanted = Number(values.batches);
 for await (const batch of loader) {
   noGrad(() =>
     tidy(() => {
@@ -82,7 +86,7 @@ for await (const batch of loader) {
         return batch.subjects.map((list) => list.map((s) => ({ tokenIndex: s.tokenIndex, embedding: e.select(0, row++) })));
       };
       const h = latents.size(2);
-      const masks = stack(batch.subjects.map((list) => (list.length ? stack(list.map((s) => s.mask.reshape(h, h))).max(0).values : latents.select(1, 0).select(0, 0).mul(0)))).unsqueeze(1);
+      const masks = batchMasks(batch, h, h).unionMask;
       const inside = masks.sum().item() as number;
       insidePixels += inside;
       outsidePixels += B * h * h - inside;

@@ -9,7 +9,7 @@ import type { StableDiffusion } from '../pipelines/stable-diffusion.js';
 import { DDPMScheduler } from '../schedulers/index.js';
 import { autocast } from '../tensor/autocast.js';
 import { noGrad } from '../tensor/autograd.js';
-import { randint, randn, zeros } from '../tensor/create.js';
+import { randint, randn } from '../tensor/create.js';
 import { stack } from '../tensor/functional.js';
 import { Generator } from '../tensor/generator.js';
 import { AdamW, clipGradNorm } from '../tensor/optim.js';
@@ -17,7 +17,7 @@ import { tidy } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { checkpointPath, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import type { TrainConfig } from './config.js';
-import { type Batch, disposeBatch, FfhqWildLoader, readImageIds } from './data/index.js';
+import { type Batch, batchMasks, disposeBatch, FfhqWildLoader, readImageIds } from './data/index.js';
 import { JsonlLog, type StepRecord } from './log.js';
 import { totalLoss } from './losses/index.js';
 import { TrainingRecorder } from './recorder.js';
@@ -185,7 +185,7 @@ export class Trainer {
       const pred = precise(forward);
       // The base model's prediction, for the background-preservation term only.
       const priorPred = this.config.loss.background > 0 ? noGrad(() => precise(() => sd.unet.forward(noisy, timesteps, text, { moa: { subjects, timestep: timesteps, forcePrior: true } }))) : undefined;
-      const { unionMask, subjectMasks, counts } = this.#masks(batch, latents.size(2), latents.size(3));
+      const { unionMask, subjectMasks, counts } = batchMasks(batch, latents.size(2), latents.size(3));
       const terms = totalLoss(
         {
           pred,
@@ -213,19 +213,6 @@ export class Trainer {
     const embeddings = this.moa.config.trainImageEncoderLayers > 0 ? encode() : noGrad(encode);
     let row = 0;
     return batch.subjects.map((subjects) => subjects.map((s) => ({ tokenIndex: s.tokenIndex, embedding: embeddings.select(0, row++) })));
-  }
-
-  /** Per-subject masks [B, S, h, w] (zero-padded), their union [B, 1, h, w], and counts. */
-  #masks(batch: Batch, h: number, w: number): { unionMask: Tensor; subjectMasks: Tensor; counts: number[] } {
-    const counts = batch.subjects.map((s) => s.length);
-    const S = Math.max(1, ...counts);
-    const subjectMasks = stack(
-      batch.subjects.map((subjects) => {
-        const rows = Array.from({ length: S }, (_, k) => (k < subjects.length ? subjects[k]!.mask.reshape(h, w) : zeros([h, w])));
-        return stack(rows);
-      }),
-    );
-    return { unionMask: subjectMasks.max(1, true).values, subjectMasks, counts };
   }
 
   #updateEma(): void {

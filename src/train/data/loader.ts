@@ -3,7 +3,7 @@
 // consumer, and broken samples reported and skipped up to a limit. Each sample's randomness is
 // seeded from (seed, epoch, index), so prefetching and resuming never change what comes out.
 import { type ClipTokenizer } from '../../models/clip-tokenizer.js';
-import { tensor } from '../../tensor/create.js';
+import { tensor, zeros } from '../../tensor/create.js';
 import { stack } from '../../tensor/functional.js';
 import { Generator } from '../../tensor/generator.js';
 import { type Tensor } from '../../tensor/tensor.js';
@@ -183,6 +183,19 @@ function collate(samples: Sample[]): Batch {
   const images = stack(samples.map((s) => s.image));
   const inputIds = tensor(samples.flatMap((s) => s.inputIds), { shape: [samples.length, samples[0]!.inputIds.length], dtype: 'int64' });
   return { images, inputIds, subjects: samples.map((s) => s.subjects), ids: samples.map((s) => s.id), captions: samples.map((s) => s.caption) };
+}
+
+/** Per-subject masks [B, S, h, w] (zero-padded), their union [B, 1, h, w], and counts. */
+export function batchMasks(batch: Batch, h: number, w: number): { unionMask: Tensor; subjectMasks: Tensor; counts: number[] } {
+  const counts = batch.subjects.map((s) => s.length);
+  const S = Math.max(1, ...counts);
+  const subjectMasks = stack(
+    batch.subjects.map((subjects) => {
+      const rows = Array.from({ length: S }, (_, k) => (k < subjects.length ? subjects[k]!.mask.reshape(h, w) : zeros([h, w])));
+      return stack(rows);
+    }),
+  );
+  return { unionMask: subjectMasks.max(1, true).values, subjectMasks, counts };
 }
 
 /** Frees a batch's tensors. */
