@@ -17,7 +17,7 @@ import {
   timestepsForBatch,
   UNet2DConditionModel,
 } from '../src/models/unet/index.js';
-import { attentionReference, autocast, cpuAttention, cpuGeglu, Generator, hasCpuAttention, hasCpuGeglu, liveTensors, noGrad, randn, type Tensor, tensor, tidy, zerosLike } from '../src/tensor/index.js';
+import { allowCpuAttentionAmx, attentionReference, autocast, cpuAttention, cpuAttentionUsesAmx, cpuGeglu, Generator, hasCpuAttention, hasCpuGeglu, liveTensors, noGrad, randn, type Tensor, tensor, tidy, zerosLike } from '../src/tensor/index.js';
 import { useCpuAttentionKernel } from '../src/models/layers/attention.js';
 import { close, settledLiveTensors, vals } from './helpers.js';
 import * as ref from './reference.js';
@@ -333,76 +333,88 @@ function caseTests(dtype: 'bfloat16' | 'float32', cases: number[][], expect: (q:
   });
 }
 
-describe('moa\'s bf16 CPU attention kernel', { skip: !hasCpuAttention('bfloat16') && 'this CPU lacks AVX-512 or AMX' }, () => {
-  /** The kernel's result, checked against the float32 reference from the same bf16 inputs. */
-  function expectReferenceResult(q: Tensor, k: Tensor, v: Tensor): Tensor {
-    const scale = 1 / Math.sqrt(q.size(-1));
-    const got = cpuAttention(q, k, v, scale);
-    // bf16 keeps 8 bits: p and the output are each rounded once (the composed form rounds scores too).
-    const error = relativeError(got.float(), attentionReference(q.float(), k.float(), v.float(), { scale }));
-    assert.ok(error < 8e-3, `relative error ${error}`);
-    return got;
-  }
+// Both of its paths: AMX tiles where the CPU has them (then the dot-product path too, with AMX
+// turned off), AVX512-BF16 dot products on CPUs without AMX.
+const hasAmx = hasCpuAttention('bfloat16') && cpuAttentionUsesAmx();
+for (const path of ['AMX', 'AVX512-BF16 dot products']) {
+  const amx = path === 'AMX';
+  const skip = !hasCpuAttention('bfloat16') ? 'this CPU lacks AVX-512 or AVX512-BF16' : amx && !hasAmx && 'this CPU lacks AMX';
+  describe(`moa's bf16 CPU attention kernel on ${path}`, { skip }, () => {
+    before(() => allowCpuAttentionAmx(amx));
+    after(() => allowCpuAttentionAmx(true));
 
-  // [BH, Lq, Lk, d, dv, magnitude of q and k]: rows and keys off every block size (16, 32, 64),
-  // an odd key count and head width, dv ≠ d, SD1.5's cross-attention (77 keys), scores up to ~±60.
-  const cases = [
-    [3, 5, 7, 8, 8, 1],
-    [2, 130, 77, 40, 40, 2],
-    [1, 100, 1001, 33, 20, 1],
-    [2, 64, 64, 64, 64, 1],
-    [1, 40, 50, 40, 40, 8],
-    [2, 70, 90, 80, 80, 1],
-    [1, 33, 77, 160, 160, 1],
-  ];
-  caseTests('bfloat16', cases, expectReferenceResult, 'float32 reference from the same bf16 inputs');
+    test(`runs its matmuls on ${path}`, () => assert.equal(cpuAttentionUsesAmx(), amx));
 
-  test('scores rising along the keys (each 32-key block passes the row shift, which moves and rescales what came before)', () => {
-    tidy(() => {
-      const ramp = tensor(Float32Array.from({ length: 300 }, (_, j) => (j / 300) * 6 - 1), { shape: [1, 300, 1] });
-      const q = input([2, 40, 32], 53).abs().add(0.5).bfloat16();
-      const k = input([2, 300, 32], 54).abs().add(0.5).mul(ramp).bfloat16();
-      expectReferenceResult(q, k, input([2, 300, 32], 55).bfloat16());
+    /** The kernel's result, checked against the float32 reference from the same bf16 inputs. */
+    function expectReferenceResult(q: Tensor, k: Tensor, v: Tensor): Tensor {
+      const scale = 1 / Math.sqrt(q.size(-1));
+      const got = cpuAttention(q, k, v, scale);
+      // bf16 keeps 8 bits: p and the output are each rounded once (the composed form rounds scores too).
+      const error = relativeError(got.float(), attentionReference(q.float(), k.float(), v.float(), { scale }));
+      assert.ok(error < 8e-3, `relative error ${error}`);
+      return got;
+    }
+
+    // [BH, Lq, Lk, d, dv, magnitude of q and k]: rows and keys off every block size (16, 32, 64),
+    // an odd key count and head width, dv ≠ d, SD1.5's cross-attention (77 keys), scores up to ~±60.
+    const cases = [
+      [3, 5, 7, 8, 8, 1],
+      [2, 130, 77, 40, 40, 2],
+      [1, 100, 1001, 33, 20, 1],
+      [2, 64, 64, 64, 64, 1],
+      [1, 40, 50, 40, 40, 8],
+      [2, 70, 90, 80, 80, 1],
+      [1, 33, 77, 160, 160, 1],
+    ];
+    caseTests('bfloat16', cases, expectReferenceResult, 'float32 reference from the same bf16 inputs');
+
+    test('scores rising along the keys (each 32-key block passes the row shift, which moves and rescales what came before)', () => {
+      tidy(() => {
+        const ramp = tensor(Float32Array.from({ length: 300 }, (_, j) => (j / 300) * 6 - 1), { shape: [1, 300, 1] });
+        const q = input([2, 40, 32], 53).abs().add(0.5).bfloat16();
+        const k = input([2, 300, 32], 54).abs().add(0.5).mul(ramp).bfloat16();
+        expectReferenceResult(q, k, input([2, 300, 32], 55).bfloat16());
+      });
+    });
+
+    test('token-major [B, L, heads, d] views with row strides (slices of a wider projection) give the head-major result', () => {
+      tidy(() => {
+        const [b, l, heads, d] = [2, 70, 3, 24];
+        const qkv = input([b, l, 3 * heads * d], 56).bfloat16(); // rows 3·heads·d apart
+        const [q, k, v] = [0, 1, 2].map((i) => qkv.narrow(2, i * heads * d, heads * d).view(b, l, heads, d));
+        const headMajor = (t: Tensor) => t.transpose(1, 2).reshape(b * heads, l, d);
+        const got = cpuAttention(q!, k!, v!, 1 / Math.sqrt(d));
+        assert.deepEqual(got.shape, [b, l, heads, d]);
+        const expected = expectReferenceResult(headMajor(q!), headMajor(k!), headMajor(v!));
+        assert.equal(got.transpose(1, 2).reshape(b * heads, l, d).sub(expected).abs().max().item(), 0);
+      });
+    });
+
+    test('attend() takes it for bf16 without gradients, and agrees with the composed form', () => {
+      tidy(() => {
+        const [q, k, v] = [input([2, 300, 80], 43).bfloat16(), input([2, 300, 80], 44).bfloat16(), input([2, 300, 80], 45).bfloat16()];
+        const kernel = noGrad(() => attend(q, k, v, 2));
+        useCpuAttentionKernel(false);
+        const composed = noGrad(() => attend(q, k, v, 2));
+        useCpuAttentionKernel(true);
+        assert.ok(relativeError(kernel.float(), composed.float()) < 1e-2);
+        assert.ok(relativeError(kernel.float(), attend(q.float(), k.float(), v.float(), 2)) < 8e-3);
+      });
+    });
+
+    test('refuses what it does not handle, saying what', () => {
+      tidy(() => {
+        const x = input([1, 4, 8], 46);
+        assert.throws(() => cpuAttention(x.to('float64'), x.to('float64'), x.to('float64'), 1), /must all be bfloat16 or all float32/);
+        assert.throws(() => cpuAttention(x.bfloat16(), x, x, 1), /must all be bfloat16 or all float32/);
+        const wide = input([1, 4, 300], 47).bfloat16();
+        assert.throws(() => cpuAttention(wide, wide, wide, 1), /head width 300 is over 256/);
+        const b = x.bfloat16();
+        assert.throws(() => cpuAttention(b, input([1, 5, 8], 48).bfloat16(), input([1, 6, 8], 49).bfloat16(), 1), /k must be/);
+      });
     });
   });
-
-  test('token-major [B, L, heads, d] views with row strides (slices of a wider projection) give the head-major result', () => {
-    tidy(() => {
-      const [b, l, heads, d] = [2, 70, 3, 24];
-      const qkv = input([b, l, 3 * heads * d], 56).bfloat16(); // rows 3·heads·d apart
-      const [q, k, v] = [0, 1, 2].map((i) => qkv.narrow(2, i * heads * d, heads * d).view(b, l, heads, d));
-      const headMajor = (t: Tensor) => t.transpose(1, 2).reshape(b * heads, l, d);
-      const got = cpuAttention(q!, k!, v!, 1 / Math.sqrt(d));
-      assert.deepEqual(got.shape, [b, l, heads, d]);
-      const expected = expectReferenceResult(headMajor(q!), headMajor(k!), headMajor(v!));
-      assert.equal(got.transpose(1, 2).reshape(b * heads, l, d).sub(expected).abs().max().item(), 0);
-    });
-  });
-
-  test('attend() takes it for bf16 without gradients, and agrees with the composed form', () => {
-    tidy(() => {
-      const [q, k, v] = [input([2, 300, 80], 43).bfloat16(), input([2, 300, 80], 44).bfloat16(), input([2, 300, 80], 45).bfloat16()];
-      const kernel = noGrad(() => attend(q, k, v, 2));
-      useCpuAttentionKernel(false);
-      const composed = noGrad(() => attend(q, k, v, 2));
-      useCpuAttentionKernel(true);
-      assert.ok(relativeError(kernel.float(), composed.float()) < 1e-2);
-      assert.ok(relativeError(kernel.float(), attend(q.float(), k.float(), v.float(), 2)) < 8e-3);
-    });
-  });
-
-  test('refuses what it does not handle, saying what', () => {
-    tidy(() => {
-      const x = input([1, 4, 8], 46);
-      assert.throws(() => cpuAttention(x.to('float64'), x.to('float64'), x.to('float64'), 1), /must all be bfloat16 or all float32/);
-      assert.throws(() => cpuAttention(x.bfloat16(), x, x, 1), /must all be bfloat16 or all float32/);
-      const wide = input([1, 4, 300], 47).bfloat16();
-      assert.throws(() => cpuAttention(wide, wide, wide, 1), /head width 300 is over 256/);
-      const b = x.bfloat16();
-      assert.throws(() => cpuAttention(b, input([1, 5, 8], 48).bfloat16(), input([1, 6, 8], 49).bfloat16(), 1), /k must be/);
-    });
-  });
-});
+}
 
 describe('moa\'s fp32 CPU attention kernel', { skip: !hasCpuAttention('float32') && 'this CPU lacks AVX-512' }, () => {
   /** The kernel's result, checked against the float64 reference from the same inputs. */

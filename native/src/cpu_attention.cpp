@@ -1,14 +1,17 @@
-// Inference attention for bfloat16 on CPUs with AVX-512 and AMX, where libtorch 1.13 has no fused kernel.
+// Inference attention for bfloat16 on CPUs with AVX-512 and AVX512-BF16, where libtorch 1.13 has no
+// fused kernel; with AMX tiles where the CPU has them.
 //
 // The composed form spends most of its time in softmax: libtorch's bf16 exp runs at ~1.8 G/s on
 // two cores, and SD1.5's 4096-token self-attention takes 268 M of them per guided step and layer.
-// Here each task takes one head and a block of 32 query rows: scores = q·kᵀ in fp32 on AMX tiles,
-// 32 × 32 at a time, each block turned while still in L1 into bf16 probabilities
+// Here each task takes one head and a block of 32 query rows: scores = q·kᵀ in fp32, 32 keys at a
+// time, each block turned while still in L1 into bf16 probabilities
 // 2^(s·scale·log₂e − shift) (2^x from vreduceps, a cubic and vscalefps) against a per-row shift
-// that trails the running maximum (below); then (unnormalised p)·v on AMX tiles, with a column of
-// ones in v for the row sums, and each output row divided by its sum. Exact up to the bf16 rounding
-// of p and of the output. (libtorch's per-call oneDNN matmuls cost more than they do on blocks this
-// small, and AVX512-BF16 dot products ran at a third of the composed form's speed.)
+// that trails the running maximum (below); then (unnormalised p)·v, with a column of ones in v for
+// the row sums, and each output row divided by its sum. Exact up to the bf16 rounding of p and of
+// the output. Both matmuls run on AMX tiles where the CPU has AMX, else on AVX512-BF16 dot
+// products (vdpbf16ps) register-blocked as in the fp32 kernel. (On an AMX CPU the dot products ran
+// at a third of the composed form's speed, whose matmuls use AMX; libtorch's per-call oneDNN
+// matmuls cost more than they do on blocks this small.)
 
 #include "cpu_attention.h"
 
@@ -20,7 +23,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 namespace moa {
@@ -69,7 +74,7 @@ inline __mmask16 validKeys(int64_t tile, int64_t lk) {
 // 2^t for finite t: 2^⌊t⌋ (scalef) times 2^f, f = t − ⌊t⌋ in [0, 1) (vreduceps), f's power from a
 // degree-3 polynomial fitted to relative error (< 8e-5, far below bf16's 4e-3). Below 2^−149 it
 // flushes to 0, as fp32 does. Half the instructions of expNonPositive, in the kernel's hottest loop.
-MOA_AMX inline __m512 exp2Finite(__m512 t) {
+MOA_AVX512_BF16 inline __m512 exp2Finite(__m512 t) {
   const __m512 f = _mm512_reduce_ps(t, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
   __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(0.07802287f), f, _mm512_set1_ps(0.22606596f));
   p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.69583589f));
@@ -79,14 +84,14 @@ MOA_AMX inline __m512 exp2Finite(__m512 t) {
 
 // Max over the real keys of one row's 32 scores, in log₂ units, rounded up to an integer (so
 // moving a shift rescales bf16 probabilities exactly, by a power of two).
-MOA_AMX inline float shiftFor(__m512 a, __m512 b, __mmask16 valid0, __mmask16 valid1, __m512 scaleLog2) {
+MOA_AVX512_BF16 inline float shiftFor(__m512 a, __m512 b, __mmask16 valid0, __mmask16 valid1, __m512 scaleLog2) {
   const __m512 lowest = _mm512_set1_ps(-INFINITY);
   const __m512 m = _mm512_max_ps(_mm512_mask_mov_ps(lowest, valid0, a), _mm512_mask_mov_ps(lowest, valid1, b));
   return std::ceil(_mm512_reduce_max_ps(_mm512_mul_ps(m, scaleLog2)));
 }
 
 // Multiplies one row's probabilities so far (blocks of 32 keys, 1 KB apart) by 2^by, by ≤ 0.
-MOA_AMX void rescaleRow(c10::BFloat16* row, int64_t blocks, float by) {
+MOA_AVX512_BF16 void rescaleRow(c10::BFloat16* row, int64_t blocks, float by) {
   const __m512 exponent = _mm512_set1_ps(by);
   for (int64_t k = 0; k < blocks; k++) {
     auto* at = reinterpret_cast<__m512i*>(row + k * 512);
@@ -100,7 +105,7 @@ MOA_AMX void rescaleRow(c10::BFloat16* row, int64_t blocks, float by) {
 // 16 rows × 32 keys of fp32 scores (two tiles just stored, still in L1) → bf16 probabilities in
 // their block of probs. shifts: the 16 rows' shifts, set here on a row's first block (block 0).
 template <bool Edge>
-MOA_AMX void expBlock(const float* tiles, c10::BFloat16* probs, int64_t block, float* shifts, __mmask16 valid0, __mmask16 valid1,
+MOA_AVX512_BF16 void expBlock(const float* tiles, c10::BFloat16* probs, int64_t block, float* shifts, __mmask16 valid0, __mmask16 valid1,
                       __m512 scaleLog2) {
   c10::BFloat16* p = probs + block * 512;
   for (int r = 0; r < 16; r++) {
@@ -126,7 +131,7 @@ MOA_AMX void expBlock(const float* tiles, c10::BFloat16* probs, int64_t block, f
 // s[i][j] = Σ_c q[i][c]·k[j][c] in fp32 on AMX, 32 × 32 at a time, each block turned into bf16
 // probabilities while in L1. q: bf16 rows padded to steps·32 values; shifts: [rows16].
 // Tiles 0-3 accumulate a 32 × 32 block; 4-5 hold q, 6-7 keys.
-MOA_AMX void probabilityBlock(const c10::BFloat16* q, const uint32_t* keys, c10::BFloat16* probs, float* shifts, int64_t rows16,
+MOA_AMX void probabilityBlockAmx(const c10::BFloat16* q, const uint32_t* keys, c10::BFloat16* probs, float* shifts, int64_t rows16,
                               int64_t steps, int64_t keys32, int64_t lk, float scaleLog2) {
   const int64_t width = steps * 32, qStride = width * 2, keyTiles = keys32 / 16, keyTile = steps * 256, blocks = keys32 / 32;
   const __m512 scale = _mm512_set1_ps(scaleLog2);
@@ -172,7 +177,7 @@ MOA_AMX void probabilityBlock(const c10::BFloat16* q, const uint32_t* keys, c10:
 // (pair m of column c = v[2m][c], v[2m+1][c]; column dv is all ones, so o[i][dv] = Σ_j p[i][j]).
 // 32 rows × 32 columns at a time (tiles 0-3 accumulate, 4-5 hold p, 6-7 v), so each tile of v
 // read from L2 serves two tiles of p.
-MOA_AMX void valueBlock(const c10::BFloat16* p, const uint32_t* vp, float* o, int64_t rows16, int64_t keys32, int64_t cols16) {
+MOA_AMX void valueBlockAmx(const c10::BFloat16* p, const uint32_t* vp, float* o, int64_t rows16, int64_t keys32, int64_t cols16) {
   const int64_t vStride = cols16 * 4, oStride = cols16 * 4, pTiles = keys32 / 32;
   for (int64_t i = 0; i < rows16; i += 32) {
     const bool twoRows = i + 16 < rows16;
@@ -210,6 +215,107 @@ MOA_AMX void valueBlock(const c10::BFloat16* p, const uint32_t* vp, float* o, in
   }
 }
 
+// The same two blocks on AVX512-BF16 dot products, for CPUs without AMX. vdpbf16ps adds to each
+// fp32 lane the products of one bf16 pair: a pair of q's (or p's) broadcast against the lane's pair
+// of k (or v), which is the layout the keys and values are already packed in.
+MOA_AVX512_BF16 inline __m512bh broadcastPair(const c10::BFloat16* at) {
+  uint32_t pair;
+  std::memcpy(&pair, at, sizeof pair);
+  return reinterpret_cast<__m512bh>(_mm512_set1_epi32(static_cast<int>(pair)));
+}
+
+// Scores of 8 rows against the 32 keys of two key tiles (pairs: the head width's pairs, padding
+// past them skipped) → tiles as AMX stores them: [2 tiles][16 rows][16 keys], rows 0-7 here.
+MOA_AVX512_BF16 void scoreRowsDot(const c10::BFloat16* q, int64_t width, const uint32_t* k0, const uint32_t* k1, int64_t pairs,
+                                  float* tiles) {
+  constexpr int kRowsHere = 8;
+  __m512 acc[kRowsHere][2];
+  #pragma GCC unroll 8
+  for (int r = 0; r < kRowsHere; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  for (int64_t c = 0; c < pairs; c++) {
+    const __m512bh a = reinterpret_cast<__m512bh>(_mm512_loadu_si512(k0 + c * 16));
+    const __m512bh b = reinterpret_cast<__m512bh>(_mm512_loadu_si512(k1 + c * 16));
+    #pragma GCC unroll 8
+    for (int r = 0; r < kRowsHere; r++) {
+      const __m512bh qr = broadcastPair(q + r * width + 2 * c);
+      acc[r][0] = _mm512_dpbf16_ps(acc[r][0], qr, a);
+      acc[r][1] = _mm512_dpbf16_ps(acc[r][1], qr, b);
+    }
+  }
+  #pragma GCC unroll 8
+  for (int r = 0; r < kRowsHere; r++) {
+    _mm512_store_ps(tiles + r * 16, acc[r][0]);
+    _mm512_store_ps(tiles + 256 + r * 16, acc[r][1]);
+  }
+}
+
+MOA_AVX512_BF16 void probabilityBlockDot(const c10::BFloat16* q, const uint32_t* keys, c10::BFloat16* probs, float* shifts,
+                                         int64_t rows16, int64_t steps, int64_t pairs, int64_t keys32, int64_t lk, float scaleLog2) {
+  const int64_t width = steps * 32, keyTiles = keys32 / 16, keyTile = steps * 256, blocks = keys32 / 32;
+  const __m512 scale = _mm512_set1_ps(scaleLog2);
+  alignas(64) float tiles[2 * 256];
+  for (int64_t i = 0; i < rows16; i += 16) {
+    for (int64_t j = 0; j < keyTiles; j += 2) {
+      const uint32_t* k0 = keys + j * keyTile;
+      scoreRowsDot(q + i * width, width, k0, k0 + keyTile, pairs, tiles);
+      scoreRowsDot(q + (i + 8) * width, width, k0, k0 + keyTile, pairs, tiles + 8 * 16);
+      const __mmask16 valid0 = validKeys(j, lk), valid1 = validKeys(j + 1, lk);
+      c10::BFloat16* rows = probs + (i / 16) * blocks * 512;
+      if ((valid0 & valid1) != 0xffff) expBlock<true>(tiles, rows, j / 2, shifts + i, valid0, valid1, scale);
+      else expBlock<false>(tiles, rows, j / 2, shifts + i, valid0, valid1, scale);
+    }
+  }
+}
+
+// o[i][c] for NR rows (in one 16-row group of probs) and NC·16 columns from column c0: the fp32
+// kernel's register blocking, over pairs of keys (only the real ones: p is 0 past them).
+template <int NR, int NC>
+MOA_AVX512_BF16 void valueRowsDot(const c10::BFloat16* rows, const uint32_t* vp, int64_t cols16, int64_t keyPairs, float* o) {
+  __m512 acc[NR][NC];
+  #pragma GCC unroll 16
+  for (int r = 0; r < NR; r++)
+    #pragma GCC unroll 16
+    for (int c = 0; c < NC; c++) acc[r][c] = _mm512_setzero_ps();
+  for (int64_t m = 0; m < keyPairs; m++) {
+    const c10::BFloat16* pm = rows + (m / 16) * 512 + (m % 16) * 2;
+    __m512bh vv[NC];
+    #pragma GCC unroll 16
+    for (int c = 0; c < NC; c++) vv[c] = reinterpret_cast<__m512bh>(_mm512_loadu_si512(vp + m * cols16 + c * 16));
+    #pragma GCC unroll 16
+    for (int r = 0; r < NR; r++) {
+      const __m512bh pr = broadcastPair(pm + r * 32);
+      #pragma GCC unroll 16
+      for (int c = 0; c < NC; c++) acc[r][c] = _mm512_dpbf16_ps(acc[r][c], pr, vv[c]);
+    }
+  }
+  #pragma GCC unroll 16
+  for (int r = 0; r < NR; r++)
+    #pragma GCC unroll 16
+    for (int c = 0; c < NC; c++) _mm512_storeu_ps(o + r * cols16 + c * 16, acc[r][c]);
+}
+
+// Runtime column-chunk count → the template instances above.
+template <int NC>
+MOA_AVX512_BF16 void valueRowsDotUpTo(int nc, const c10::BFloat16* rows, const uint32_t* vp, int64_t cols16, int64_t keyPairs,
+                                      float* o) {
+  if constexpr (NC > 1) {
+    if (nc < NC) return valueRowsDotUpTo<NC - 1>(nc, rows, vp, cols16, keyPairs, o);
+  }
+  valueRowsDot<4, NC>(rows, vp, cols16, keyPairs, o);
+}
+
+MOA_AVX512_BF16 void valueBlockDot(const c10::BFloat16* p, const uint32_t* vp, float* o, int64_t rows16, int64_t keys32, int64_t lk,
+                                   int64_t cols16) {
+  const int64_t blocks = keys32 / 32, keyPairs = (lk + 1) / 2;
+  for (int64_t i = 0; i < rows16; i += 4) {
+    const c10::BFloat16* rows = p + (i / 16) * blocks * 512 + (i % 16) * 32;
+    for (int64_t c = 0; c < cols16; c += 64) {
+      const int nc = static_cast<int>(std::min<int64_t>(4, (cols16 - c) / 16));
+      valueRowsDotUpTo<4>(nc, rows, vp + c, cols16, keyPairs, o + i * cols16 + c);
+    }
+  }
+}
+
 void checkInputs(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
   TORCH_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4, "cpuAttention: q, k, v must be [batch, L, heads, d]");
   const auto dtype = q.scalar_type();
@@ -236,10 +342,8 @@ HeadRows headRows(const at::Tensor& t, int64_t h) {
   return {t.data_ptr<c10::BFloat16>() + (h / heads) * t.stride(0) + (h % heads) * t.stride(2), t.stride(1)};
 }
 
-}  // namespace
-
 // Linux hands out AMX tile state only to processes that ask (arch_prctl ARCH_REQ_XCOMP_PERM).
-bool cpuAttentionAvailable() {
+bool amxAvailable() {
   static const bool ok = [] {
     if (!hasAvx512Bf16() || !__builtin_cpu_supports("amx-tile") || !__builtin_cpu_supports("amx-bf16")) return false;
     constexpr long kReqXcompPerm = 0x1023, kXfeatureTileData = 18;
@@ -247,6 +351,16 @@ bool cpuAttentionAvailable() {
   }();
   return ok;
 }
+
+std::atomic<bool> amxAllowed{true};
+
+}  // namespace
+
+bool cpuAttentionAvailable() { return hasAvx512Bf16(); }
+
+bool cpuAttentionUsesAmx() { return amxAllowed && amxAvailable(); }
+
+void allowCpuAttentionAmx(bool on) { amxAllowed = on; }
 
 at::Tensor cpuAttention(const at::Tensor& qIn, const at::Tensor& kIn, const at::Tensor& vIn, double scale) {
   checkInputs(qIn, kIn, vIn);
@@ -256,7 +370,8 @@ at::Tensor cpuAttention(const at::Tensor& qIn, const at::Tensor& kIn, const at::
   const auto rowMajor = [](const at::Tensor& t) { return t.stride(3) == 1 ? t : t.contiguous(); };
   const auto q = rowMajor(qIn), k = rowMajor(kIn), v = rowMajor(vIn);
   if (q.scalar_type() == at::kFloat) return cpuAttentionF32(q, k, v, scale);
-  TORCH_CHECK(cpuAttentionAvailable(), "cpuAttention in bfloat16 needs a CPU with AVX-512 and AMX (use the composed attention)");
+  TORCH_CHECK(cpuAttentionAvailable(), "cpuAttention in bfloat16 needs a CPU with AVX-512 and AVX512-BF16 (use the composed attention)");
+  const bool amx = cpuAttentionUsesAmx();
   const int64_t batch = q.size(0), heads = q.size(2), bh = batch * heads;
   const int64_t lq = q.size(1), lk = k.size(1), d = q.size(3), dv = v.size(3);
   const int64_t steps = (d + 31) / 32, width = steps * 32;  // head width in AMX steps of 32
@@ -284,7 +399,7 @@ at::Tensor cpuAttention(const at::Tensor& qIn, const at::Tensor& kIn, const at::
   auto out = at::empty({batch, lq, heads, dv}, q.options());
   const int64_t blocks = (lq + kRows - 1) / kRows;
   at::parallel_for(0, bh * blocks, 1, [&](int64_t begin, int64_t end) {
-    configureTiles();  // per thread: tile configuration is thread state
+    if (amx) configureTiles();  // per thread: tile configuration is thread state
     // libtorch's CPU allocations are 64-byte aligned, as the aligned vector loads need.
     auto qb = at::empty({kRows * width}, q.options());
     auto probs = at::empty({kRows * keys32}, q.options());
@@ -300,15 +415,20 @@ at::Tensor cpuAttention(const at::Tensor& qIn, const at::Tensor& kIn, const at::
       const HeadRows qh = headRows(q, h);
       std::fill(qbp, qbp + rows16 * width, c10::BFloat16(0.0f));  // padded rows and widths are zero
       for (int64_t i = 0; i < rows; i++) std::copy(qh[r0 + i], qh[r0 + i] + d, qbp + i * width);
-      probabilityBlock(qbp, kp.data() + h * kSize, pp, shifts, rows16, steps, keys32, lk, scaleLog2);
-      valueBlock(pp, vp.data() + h * vSize, ap, rows16, keys32, cols16);
+      if (amx) {
+        probabilityBlockAmx(qbp, kp.data() + h * kSize, pp, shifts, rows16, steps, keys32, lk, scaleLog2);
+        valueBlockAmx(pp, vp.data() + h * vSize, ap, rows16, keys32, cols16);
+      } else {
+        probabilityBlockDot(qbp, kp.data() + h * kSize, pp, shifts, rows16, steps, (d + 1) / 2, keys32, lk, scaleLog2);
+        valueBlockDot(pp, vp.data() + h * vSize, ap, rows16, keys32, lk, cols16);
+      }
       c10::BFloat16* po = out.data_ptr<c10::BFloat16>() + ((h / heads) * lq + r0) * heads * dv + (h % heads) * dv;
       for (int64_t i = 0; i < rows; i++) {
         const float inv = 1.0f / ap[i * cols16 + dv];
         for (int64_t c = 0; c < dv; c++) po[i * heads * dv + c] = static_cast<c10::BFloat16>(ap[i * cols16 + c] * inv);
       }
     }
-    releaseTiles();
+    if (amx) releaseTiles();
   });
   return out;
 }

@@ -1,4 +1,4 @@
-// Inference attention on CPUs: bfloat16 with AVX-512 and AMX (cpu_attention.cpp), float32 with
+// Inference attention on CPUs: bfloat16 with AVX512-BF16, and AMX where present (cpu_attention.cpp), float32 with
 // AVX-512 (cpu_attention_f32.cpp).
 #pragma once
 
@@ -6,8 +6,16 @@
 
 namespace moa {
 
-// Whether this CPU runs cpuAttention (AVX-512 with AVX512-BF16, and AMX that Linux lets this process use).
+// Whether this CPU runs cpuAttention in bfloat16 (AVX-512 with AVX512-BF16).
 bool cpuAttentionAvailable();
+
+// Whether bfloat16 cpuAttention runs its matmuls on AMX tiles (AMX that Linux lets this process use,
+// and not turned off below) rather than on AVX512-BF16 dot products.
+bool cpuAttentionUsesAmx();
+
+// Lets bfloat16 cpuAttention use AMX where it can (the default) or not: tests check both paths on
+// AMX CPUs, benchmarks compare them.
+void allowCpuAttentionAmx(bool on);
 
 // Whether this CPU runs cpuAttention in float32 (AVX-512; see cpu_attention_f32.cpp).
 bool cpuAttentionF32Available();

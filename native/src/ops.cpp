@@ -247,6 +247,8 @@ const std::vector<OpEntry> kOps = {
     OP(fusedAttention, fusedAttention),
     OP(cpuAttention, cpuAttention),
     OP(cpuAttentionAvailable, cpuAttentionAvailable),
+    OP(cpuAttentionUsesAmx, cpuAttentionUsesAmx),
+    OP(allowCpuAttentionAmx, allowCpuAttentionAmx),
     OP(cpuAttentionF32Available, cpuAttentionF32Available),
     OP(cpuGeglu, cpuGeglu),
     OP(cpuGegluAvailable, cpuGegluAvailable),

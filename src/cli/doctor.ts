@@ -1,6 +1,6 @@
 // `moa doctor`: what this machine gives moa — libtorch, CUDA, threads, BLAS, and a quick speed check.
 import { performance } from 'node:perf_hooks';
-import { type DType, Generator, getThreads, hasCpuAttention, noGrad, randn, synchronize, tidy, torchInfo, type TorchInfo } from '../tensor/index.js';
+import { cpuAttentionUsesAmx, type DType, Generator, getThreads, hasCpuAttention, noGrad, randn, synchronize, tidy, torchInfo, type TorchInfo } from '../tensor/index.js';
 
 export interface DoctorReport {
   node: string;
@@ -9,8 +9,10 @@ export interface DoctorReport {
   threads: number;
   blas: TorchInfo['blas'];
   fusedAttention: boolean;
-  /** moa's bf16 CPU attention kernel runs here (AVX-512 and AMX). */
+  /** moa's bf16 CPU attention kernel runs here (AVX-512 and AVX512-BF16). */
   cpuAttention: boolean;
+  /** ...with its matmuls on AMX tiles (else on AVX512-BF16 dot products). */
+  cpuAttentionAmx: boolean;
   /** moa's fp32 CPU attention kernel runs here (AVX-512). */
   cpuAttentionF32: boolean;
   /** fp32 matmul throughput, 1024×1024×1024, on the CPU. */
@@ -50,6 +52,7 @@ export function doctor(): DoctorReport {
     blas: info.blas,
     fusedAttention: info.fusedAttention,
     cpuAttention: hasCpuAttention('bfloat16'),
+    cpuAttentionAmx: hasCpuAttention('bfloat16') && cpuAttentionUsesAmx(),
     cpuAttentionF32: hasCpuAttention('float32'),
     matmulGflops: Math.round(matmulGflops(1024, 'float32')),
     matmulGflopsBf16: Math.round(matmulGflops(1024, 'bfloat16')),
@@ -58,7 +61,7 @@ export function doctor(): DoctorReport {
 
 /** Which of moa's CPU attention kernels run inference here; the exact composed form does the rest. */
 function cpuAttentionLine(r: DoctorReport): string {
-  const kernels = [r.cpuAttention && 'bf16 (AVX-512 + AMX)', r.cpuAttentionF32 && 'fp32 (AVX-512)'].filter(Boolean);
+  const kernels = [r.cpuAttention && (r.cpuAttentionAmx ? 'bf16 (AVX-512 + AMX)' : 'bf16 (AVX512-BF16)'), r.cpuAttentionF32 && 'fp32 (AVX-512)'].filter(Boolean);
   if (kernels.length === 0) return 'exact composed form (libtorch < 2.1 has no fused kernel)';
   return `moa's kernels for ${kernels.join(' and ')} inference, else the exact composed form`;
 }

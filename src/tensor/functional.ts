@@ -110,7 +110,7 @@ export function hasFusedAttention(): boolean {
 }
 /**
  * softmax(q kᵀ · scale) v per head, for bfloat16 or float32 on the CPU without gradients: moa's own
- * kernels (bfloat16: AMX matmuls, AVX-512 exp, heads up to 256 wide; float32: AVX-512 FMA), for
+ * kernels (bfloat16: AMX or AVX512-BF16 matmuls, AVX-512 exp, heads up to 256 wide; float32: AVX-512 FMA), for
  * libtorch without a fused one. Only where hasCpuAttention(q.dtype). Token-major q [B, Lq, heads, d],
  * k [B, Lk, heads, d], v [B, Lk, heads, dv] (views of the projections, read in place)
  * → [B, Lq, heads, dv]; or head-major [BH, L, d] each → [BH, Lq, dv].
@@ -122,11 +122,22 @@ export function cpuAttention(q: Tensor, k: Tensor, v: Tensor, scale: number): Te
   return new Tensor(native.cpuAttention(q.handle, k.handle, v.handle, scale));
 }
 /**
- * Whether cpuAttention runs here in `dtype`: bfloat16 needs a CPU with AVX-512, AVX512-BF16 and AMX
- * (which Linux lets this process use), float32 one with AVX-512.
+ * Whether cpuAttention runs here in `dtype`: bfloat16 needs a CPU with AVX-512 and AVX512-BF16,
+ * float32 one with AVX-512.
  */
 export function hasCpuAttention(dtype: 'bfloat16' | 'float32' = 'bfloat16'): boolean {
   return dtype === 'float32' ? native.cpuAttentionF32Available() : native.cpuAttentionAvailable();
+}
+/**
+ * Whether bfloat16 cpuAttention runs its matmuls on AMX tiles (a CPU with AMX that Linux lets this
+ * process use) rather than on AVX512-BF16 dot products; allowCpuAttentionAmx(false) turns AMX off,
+ * so tests and benchmarks reach the other path on AMX CPUs.
+ */
+export function cpuAttentionUsesAmx(): boolean {
+  return native.cpuAttentionUsesAmx();
+}
+export function allowCpuAttentionAmx(on: boolean): void {
+  native.allowCpuAttentionAmx(on);
 }
 /**
  * GEGLU's activation in one pass: for bfloat16 h [..., 2n] on the CPU, h[..., :n] · gelu(h[..., n:])

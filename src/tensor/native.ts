@@ -115,6 +115,8 @@ export interface Native {
   fusedAttention(): boolean;
   cpuAttention(q: H, k: H, v: H, scale: Num): H;
   cpuAttentionAvailable(): boolean;
+  cpuAttentionUsesAmx(): boolean;
+  allowCpuAttentionAmx(on: boolean): void;
   cpuAttentionF32Available(): boolean;
   cpuGeglu(h: H): H;
   cpuGegluAvailable(): boolean;

@@ -62,8 +62,8 @@ function kernelTakes(dtype: DType, d: number): boolean {
 }
 let cpuKernel = true;
 /**
- * Whether inference attention on the CPU uses moa's own kernels (the default: bf16 on AMX CPUs,
- * fp32 on AVX-512 ones) or the composed form: benchmarks compare the two in one run, tests check
+ * Whether inference attention on the CPU uses moa's own kernels (the default: bf16 on AVX512-BF16
+ * CPUs, fp32 on AVX-512 ones) or the composed form: benchmarks compare the two in one run, tests check
  * one against the other.
  */
 export function useCpuAttentionKernel(on: boolean): void {
@@ -73,7 +73,7 @@ export function useCpuAttentionKernel(on: boolean): void {
 /**
  * softmax(q kᵀ / sqrt(d)) v per head; q [B, Lq, heads·d], k and v [B, Lk, heads·d] → [B, Lq, heads·d].
  * libtorch's fused kernel where it has one (≥ 2.1). Else, without gradients, moa's kernels: bf16
- * on an AVX-512 + AMX CPU (native/src/cpu_attention.cpp), fp32 on an AVX-512 one
+ * on an AVX512-BF16 CPU, with AMX where present (native/src/cpu_attention.cpp), fp32 on an AVX-512 one
  * (native/src/cpu_attention_f32.cpp). Otherwise the composed form with q
  * scaled first (cheaper than scaling the scores); in 16-bit precision and without gradients, over
  * cache-sized blocks of heads × query rows (with gradients, in one piece, so autograd sees the
