@@ -9,9 +9,9 @@
 // that trails the running maximum (below); then (unnormalised p)·v, with a column of ones in v for
 // the row sums, and each output row divided by its sum. Exact up to the bf16 rounding of p and of
 // the output. Both matmuls run on AMX tiles where the CPU has AMX, else on AVX512-BF16 dot
-// products (vdpbf16ps) register-blocked as in the fp32 kernel. (On an AMX CPU the dot products ran
-// at a third of the composed form's speed, whose matmuls use AMX; libtorch's per-call oneDNN
-// matmuls cost more than they do on blocks this small.)
+// products (vdpbf16ps) register-blocked as in the fp32 kernel. (On an AMX CPU an earlier dot-product
+// kernel ran at a third of the speed of the composed form, whose matmuls use AMX there; libtorch's
+// per-call oneDNN matmuls cost more than they do on blocks this small.)
 
 #include "cpu_attention.h"
 
@@ -267,7 +267,7 @@ MOA_AVX512_BF16 void probabilityBlockDot(const c10::BFloat16* q, const uint32_t*
   }
 }
 
-// o[i][c] for NR rows (in one 16-row group of probs) and NC·16 columns from column c0: the fp32
+// o[i][c] for NR rows (in one 16-row group of probs) and the NC·16 columns vp and o start at: the fp32
 // kernel's register blocking, over pairs of keys (only the real ones: p is 0 past them).
 template <int NR, int NC>
 MOA_AVX512_BF16 void valueRowsDot(const c10::BFloat16* rows, const uint32_t* vp, int64_t cols16, int64_t keyPairs, float* o) {
