@@ -105,6 +105,15 @@ describe('metrics on constructed cases', () => {
     assert.equal(cases.filter((c) => c.swap).length, 4);
     assert.deepEqual(evalCases(plan, { prompts: 3, counts: [1, 2, 3, 4], seed: 5, swapsPerCount: 1 }), cases);
   });
+
+  test('evalCases: more swaps add swaps to the same cases (same prompts, identities and seeds)', () => {
+    const plan = planWorld(DEFAULT_WORLD);
+    const one = evalCases(plan, { prompts: 3, counts: [1, 2, 3, 4], seed: 5, swapsPerCount: 1 });
+    const three = evalCases(plan, { prompts: 3, counts: [1, 2, 3, 4], seed: 5, swapsPerCount: 3 });
+    assert.equal(three.filter((c) => c.swap).length, 12);
+    assert.deepEqual(three.map(({ swap: _, ...c }) => c), one.map(({ swap: _, ...c }) => c));
+    one.forEach((c, i) => c.swap && assert.deepEqual(three[i]!.swap, c.swap));
+  });
 });
 
 describe('the shipped judges', { skip: shipped }, () => {

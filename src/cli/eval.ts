@@ -66,7 +66,7 @@ function runCommand(): Command {
     .option('--world <dir>', `the world the model was trained on (its world.json); default: seed ${DEFAULT_WORLD.seed}, ${DEFAULT_WORLD.identities} identities, ${DEFAULT_WORLD.heldOutFraction} held out, ${DEFAULT_WORLD.size} px`)
     .option('--prompts <n>', 'prompts per subject count', integer('--prompts'), 3)
     .addOption(new Option('--subjects <counts>', 'subject counts to test, comma-separated').argParser(countList).default([1, 2, 3, 4], '1,2,3,4'))
-    .option('--swaps <n>', 'prompts per subject count that also get a subject swap', integer('--swaps'), 1)
+    .option('--swaps <n>', 'prompts per subject count that also get a subject swap', integer('--swaps'), 4)
     .option('--steps <n>', 'denoising steps', integer('--steps'), 20)
     .option('--guidance <scale>', 'classifier-free guidance scale', number('--guidance'), 7.5)
     .addOption(new Option('--scheduler <name>', 'sampler').choices(SCHEDULER_NAMES).default('dpmpp-2m'))

@@ -56,7 +56,9 @@ export function evalCases(plan: Pick<WorldPlan, 'pools'>, o: EvalCaseOptions): E
       const template = random.pick(TEST_TEMPLATES);
       const prompt = buildCaption(template, identities, kind, time, random.int(0, 0x7fffffff)).text;
       const others = byClass.get(identities[0]!.class)!.filter((x) => x !== identities[0]);
-      const swap = p < o.swapsPerCount && others.length > 0 ? random.pick(others) : null;
+      // Drawn for every case, kept for the first swapsPerCount: so --swaps changes no case's seed.
+      const swapCandidate = others.length > 0 ? random.pick(others) : null;
+      const swap = p < o.swapsPerCount ? swapCandidate : null;
       cases.push({ index, identities, prompt, kind, time, template, seed: random.int(0, 0x7fffffff), swap });
     }
   }

@@ -38,7 +38,7 @@ export interface EvaluateOptions {
   /** Prompts per subject count. */
   prompts: number;
   counts?: readonly number[];
-  /** Prompts of each count that also get a subject swap. Default 1. */
+  /** Prompts of each count that also get a subject swap. Default 4. */
   swapsPerCount?: number;
   steps: number;
   guidance: number;
@@ -86,7 +86,7 @@ export async function evaluate(model: EvalModel, o: EvaluateOptions): Promise<{ 
   const started = performance.now();
   const { judges } = o;
   const plan = planWorld(o.world);
-  const cases = evalCases(plan, { prompts: o.prompts, counts: o.counts ?? [1, 2, 3, 4], seed: o.seed, swapsPerCount: o.swapsPerCount ?? 1 });
+  const cases = evalCases(plan, { prompts: o.prompts, counts: o.counts ?? [1, 2, 3, 4], seed: o.seed, swapsPerCount: o.swapsPerCount ?? 4 });
   const threshold = o.swapThreshold ?? 0.1;
   const margin = o.swapMargin ?? 1;
   const reliable = judges.config.reliableAttributes;
@@ -230,7 +230,7 @@ export async function evaluate(model: EvalModel, o: EvaluateOptions): Promise<{ 
       ...o.describe,
       prompts: o.prompts,
       counts: o.counts ?? [1, 2, 3, 4],
-      swapsPerCount: o.swapsPerCount ?? 1,
+      swapsPerCount: o.swapsPerCount ?? 4,
       steps: o.steps,
       guidance: o.guidance,
       scheduler: o.scheduler,
