@@ -310,8 +310,9 @@ test('attend() in bfloat16 over cache-sized blocks (uneven heads and rows) match
 
 /**
  * One test per attention kernel case [BH, Lq, Lk, d, dv, magnitude of q and k]: random inputs in
- * `dtype`, the kernel's result checked by `expect`, its dtype and shape; and one where every score
- * is far below zero.
+ * `dtype`, the kernel's result checked by `expect`, its dtype and shape; one where every score is
+ * far below zero; and one on token-major views of a wider projection, which must give the
+ * head-major result exactly.
  */
 function caseTests(dtype: 'bfloat16' | 'float32', cases: number[][], expect: (q: Tensor, k: Tensor, v: Tensor) => Tensor, reference: string): void {
   for (const [bh, lq, lk, d, dv, m] of cases) {
@@ -331,11 +332,23 @@ function caseTests(dtype: 'bfloat16' | 'float32', cases: number[][], expect: (q:
       expect(q, k, input([2, 50, 40], 52).to(dtype));
     });
   });
+  test('token-major [B, L, heads, d] views with row strides (slices of a wider projection) give the head-major result, bit for bit', () => {
+    tidy(() => {
+      const [b, l, heads, d] = [2, 70, 3, 24];
+      const qkv = input([b, l, 3 * heads * d], 56).to(dtype); // rows 3·heads·d apart
+      const [q, k, v] = [0, 1, 2].map((i) => qkv.narrow(2, i * heads * d, heads * d).view(b, l, heads, d));
+      const headMajor = (t: Tensor) => t.transpose(1, 2).reshape(b * heads, l, d);
+      const got = cpuAttention(q!, k!, v!, 1 / Math.sqrt(d));
+      assert.deepEqual(got.shape, [b, l, heads, d]);
+      const expected = expect(headMajor(q!), headMajor(k!), headMajor(v!));
+      assert.equal(got.transpose(1, 2).reshape(b * heads, l, d).sub(expected).abs().max().item(), 0);
+    });
+  });
 }
 
 // Both of its paths: AMX tiles where the CPU has them (then the dot-product path too, with AMX
 // turned off), AVX512-BF16 dot products on CPUs without AMX.
-const hasAmx = hasCpuAttention('bfloat16') && cpuAttentionUsesAmx();
+const hasAmx = cpuAttentionUsesAmx(); // AMX implies AVX512-BF16
 for (const path of ['AMX', 'AVX512-BF16 dot products']) {
   const amx = path === 'AMX';
   const skip = !hasCpuAttention('bfloat16') ? 'this CPU lacks AVX-512 or AVX512-BF16' : amx && !hasAmx && 'this CPU lacks AMX';
@@ -374,19 +387,6 @@ for (const path of ['AMX', 'AVX512-BF16 dot products']) {
         const q = input([2, 40, 32], 53).abs().add(0.5).bfloat16();
         const k = input([2, 300, 32], 54).abs().add(0.5).mul(ramp).bfloat16();
         expectReferenceResult(q, k, input([2, 300, 32], 55).bfloat16());
-      });
-    });
-
-    test('token-major [B, L, heads, d] views with row strides (slices of a wider projection) give the head-major result', () => {
-      tidy(() => {
-        const [b, l, heads, d] = [2, 70, 3, 24];
-        const qkv = input([b, l, 3 * heads * d], 56).bfloat16(); // rows 3·heads·d apart
-        const [q, k, v] = [0, 1, 2].map((i) => qkv.narrow(2, i * heads * d, heads * d).view(b, l, heads, d));
-        const headMajor = (t: Tensor) => t.transpose(1, 2).reshape(b * heads, l, d);
-        const got = cpuAttention(q!, k!, v!, 1 / Math.sqrt(d));
-        assert.deepEqual(got.shape, [b, l, heads, d]);
-        const expected = expectReferenceResult(headMajor(q!), headMajor(k!), headMajor(v!));
-        assert.equal(got.transpose(1, 2).reshape(b * heads, l, d).sub(expected).abs().max().item(), 0);
       });
     });
 
@@ -440,18 +440,6 @@ describe('moa\'s fp32 CPU attention kernel', { skip: !hasCpuAttention('float32')
     [1, 9, 64, 512, 512, 0.3],
   ];
   caseTests('float32', cases, expectReferenceResult, 'float64 reference');
-
-  test('token-major [B, L, heads, d] views with row strides give the head-major result, bit for bit', () => {
-    tidy(() => {
-      const [b, l, heads, d] = [2, 70, 3, 24];
-      const qkv = input([b, l, 3 * heads * d], 66);
-      const [q, k, v] = [0, 1, 2].map((i) => qkv.narrow(2, i * heads * d, heads * d).view(b, l, heads, d));
-      const headMajor = (t: Tensor) => t.transpose(1, 2).reshape(b * heads, l, d);
-      const got = cpuAttention(q!, k!, v!, 1 / Math.sqrt(d));
-      const expected = expectReferenceResult(headMajor(q!), headMajor(k!), headMajor(v!));
-      assert.equal(got.transpose(1, 2).reshape(b * heads, l, d).sub(expected).abs().max().item(), 0);
-    });
-  });
 
   test('attend() takes it for fp32 without gradients; with gradients it keeps the composed form, which autograd sees', () => {
     tidy(() => {

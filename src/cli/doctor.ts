@@ -52,7 +52,7 @@ export function doctor(): DoctorReport {
     blas: info.blas,
     fusedAttention: info.fusedAttention,
     cpuAttention: hasCpuAttention('bfloat16'),
-    cpuAttentionAmx: hasCpuAttention('bfloat16') && cpuAttentionUsesAmx(),
+    cpuAttentionAmx: cpuAttentionUsesAmx(), // AMX implies AVX512-BF16
     cpuAttentionF32: hasCpuAttention('float32'),
     matmulGflops: Math.round(matmulGflops(1024, 'float32')),
     matmulGflopsBf16: Math.round(matmulGflops(1024, 'bfloat16')),
