@@ -16,13 +16,14 @@ import { openImageEncoder } from '../src/pipelines/load-moa.js';
 import { openStableDiffusion } from '../src/pipelines/load.js';
 import { disposeStableDiffusion } from '../src/pipelines/stable-diffusion.js';
 import { generate } from '../src/pipelines/text-to-image.js';
-import { full, Generator, noGrad, stack, tidy, zeros } from '../src/tensor/index.js';
+import { full, Generator, noGrad, randint, randn, stack, tidy, zeros } from '../src/tensor/index.js';
 import { disposeBatch, disposeSample, loadSample, readImageIds } from '../src/train/data/index.js';
 import { mulberry32 } from '../src/train/data/rng.js';
 import { parsePretrainConfig, type PretrainConfig, PretrainConfigError, readPretrainConfig } from '../src/train/pretrain/config.js';
 import { pretrain, runStage, stageDir } from '../src/train/pretrain/pretrain.js';
 import type { StageRecord } from '../src/train/pretrain/runner.js';
 import { SubjectPairLoader } from '../src/train/pretrain/subject-pairs.js';
+import { BaseTask } from '../src/train/pretrain/base-stage.js';
 import { imageLoader, VaeTask } from '../src/train/pretrain/vae-stage.js';
 import { type FixtureSample, writeFfhqFolder } from './ffhq-fixture.js';
 import { clipTokenizer, tinyStableDiffusion } from './tiny-sd.js';
@@ -279,7 +280,7 @@ describe('data', () => {
   });
   test('the VAE stage weights subject pixels by subjectWeight; 1 is the plain mean', async () => {
     const ids = await readImageIds(dataRoot);
-    const loader = imageLoader(dataRoot, ids, clipTokenizer(), { batchSize: 2, seed: 0, resolution: 32, masks: true });
+    const loader = imageLoader(dataRoot, ids, clipTokenizer(), { batchSize: 2, seed: 0, resolution: 32, masks: 32 });
     const batch = await loader.nextBatch();
     const { vae } = tinyStableDiffusion();
     try {
@@ -308,6 +309,44 @@ describe('data', () => {
       loader.close();
     }
   });
+  test('the base stage weights subject latents by subjectWeight; 1 is the plain MSE', async () => {
+    const ids = await readImageIds(dataRoot);
+    const sd = tinyStableDiffusion();
+    const side = 32 / sd.vae.scaleFactor;
+    const loader = imageLoader(dataRoot, ids, clipTokenizer(), { batchSize: 2, seed: 0, resolution: 32, masks: side });
+    const batch = await loader.nextBatch();
+    try {
+      // The fixture's subjects fill the middle half of the columns: half of every latent.
+      const subject = tidy(() => stack(batch.subjects.map((ss) => ss.reduce((acc, s) => acc.maximum(s.mask), zeros([1, side, side])))));
+      assert.deepEqual(subject.shape, [2, 1, side, side]);
+      assert.equal(subject.sum().item(), side * side);
+      for (const weight of [1, 4]) {
+        const task = new BaseTask({ textEncoder: sd.textEncoder, unet: sd.unet, vae: sd.vae }, sd.schedulerConfig, loader, sd.vae.scalingFactor, 'cpu', weight);
+        const [loss, expected, plain] = noGrad(() =>
+          tidy(() => {
+            const got = task.loss(batch, new Generator(5)).loss.item();
+            // The same noise, timesteps and prediction, weighted by hand.
+            const noise = new Generator(5);
+            const latents = sd.vae.encode(batch.images).mean.float().mul(sd.vae.scalingFactor);
+            const eps = randn(latents.shape, { generator: noise });
+            const t = randint(0, task.scheduler.config.num_train_timesteps, [2], { generator: noise });
+            const pred = sd.unet.forward(task.scheduler.addNoise(latents, eps, t), t, sd.textEncoder.forward(batch.inputIds).lastHiddenState);
+            const squared = pred.sub(task.scheduler.trainingTarget(latents, eps, t)).square();
+            const weights = subject.mul(weight - 1).add(1);
+            return [got, squared.mul(weights).sum().item() / (weights.sum().item() * squared.size(1)), squared.mean().item()];
+          }),
+        );
+        assert.ok(Math.abs(loss - expected) < 1e-6 * Math.max(1, expected), `weight ${weight}: ${loss} vs ${expected}`);
+        if (weight === 1) assert.ok(Math.abs(loss - plain) < 1e-6 * Math.max(1, plain), 'weight 1 is the plain MSE');
+        else assert.ok(Math.abs(loss - plain) > 1e-4 * plain, 'subject latents count more');
+      }
+      subject.dispose();
+    } finally {
+      disposeBatch(batch);
+      loader.close();
+      disposeStableDiffusion(sd);
+    }
+  });
 });
 
 describe('config', () => {
@@ -323,6 +362,7 @@ describe('config', () => {
       [{ ...base, stages: { ...stages, base: { ...stages.base, dropCaptions: 0.1 } } }, /'stages.base.dropCaptions' is not a known field/],
       [{ ...base, stages: { ...stages, base: { ...stages.base, emaDecay: 1 } } }, /'stages.base.emaDecay' must be < 1/],
       [{ ...base, stages: { ...stages, vae: { ...stages.vae, subjectWeight: 0.5 } } }, /'stages.vae.subjectWeight' must be ≥ 1/],
+      [{ ...base, stages: { ...stages, base: { ...stages.base, subjectWeight: 0 } } }, /'stages.base.subjectWeight' must be ≥ 1/],
       [{ ...base, stages: { ...stages, imageEncoder: undefined } }, /'stages.imageEncoder' is required/],
       [{ ...base, models: { ...models, vae: { ...models.vae, block_out_channel: [8] } } }, /'models.vae.block_out_channel' is not a field moa reads/],
       [{ ...base, models: { ...models, vae: { ...models.vae, scaling_factor: 0.2 } } }, /'models.vae.scaling_factor' must not be set: it is measured by the vae stage/],

@@ -1,7 +1,9 @@
 // Stage 3: the text encoder and the UNet learn together to predict the noise added to the frozen
 // VAE's latents (scaled by its measured scaling factor), the caption dropped now and then so
 // classifier-free guidance has an unconditional model to steer from. Noise and timesteps follow
-// the DDPM schedule of the scheduler config.
+// the DDPM schedule of the scheduler config. With subjectWeight > 1, the error on latent pixels
+// that subjects cover counts that many times (a weighted mean), so the small UNet spends more of
+// its few steps on the subjects than their share of the image would give them.
 import type { CLIPTextModel } from '../../models/clip-text.js';
 import type { UNet2DConditionModel } from '../../models/unet/unet.js';
 import type { AutoencoderKL } from '../../models/vae/autoencoder-kl.js';
@@ -13,7 +15,7 @@ import { mseLoss } from '../../tensor/functional.js';
 import type { Generator } from '../../tensor/generator.js';
 import type { Batch, FfhqWildLoader } from '../data/index.js';
 import type { StageLoss, StageTask } from './runner.js';
-import { LoaderTask } from './vae-stage.js';
+import { LoaderTask, subjectPixelWeights } from './vae-stage.js';
 
 export interface BaseNetworks {
   textEncoder: CLIPTextModel;
@@ -34,6 +36,8 @@ export class BaseTask extends LoaderTask implements StageTask<Batch> {
     loader: FfhqWildLoader,
     private readonly scalingFactor: number,
     private readonly device: Device,
+    /** How many times a subject's latent pixel counts; the loader must give masks at latent size when > 1. */
+    private readonly subjectWeight = 1,
   ) {
     super(loader);
     this.trained = { text_encoder: networks.textEncoder, unet: networks.unet };
@@ -51,7 +55,10 @@ export class BaseTask extends LoaderTask implements StageTask<Batch> {
     const noisy = this.scheduler.addNoise(latents, eps, timesteps);
     const target = this.scheduler.trainingTarget(latents, eps, timesteps);
     const pred = this.trained.unet.forward(noisy, timesteps, context).float();
-    const loss = mseLoss(pred, target);
-    return { loss, terms: {} };
+    if (this.subjectWeight === 1) return { loss: mseLoss(pred, target), terms: {} };
+    const weights = subjectPixelWeights(batch, this.subjectWeight, latents.size(2)).to({ device });
+    const squared = pred.sub(target).square();
+    const loss = squared.mul(weights).sum().div(weights.sum().mul(squared.size(1)));
+    return { loss, terms: { plain: squared.mean().detach() } };
   }
 }

@@ -51,6 +51,8 @@ export interface ImageEncoderStageConfig extends StageSchedule {
 export interface BaseStageConfig extends StageSchedule {
   /** Probability of training on the empty caption, so classifier-free guidance works. */
   dropCaption: number;
+  /** How many times the noise-prediction error on a subject's latent pixels counts against the background's (1: plain MSE). */
+  subjectWeight: number;
 }
 
 export interface TokenizerSettings {
@@ -138,8 +140,12 @@ function imageEncoderStage(raw: Raw): ImageEncoderStageConfig {
 
 function baseStage(raw: Raw): BaseStageConfig {
   const at = 'stages.base';
-  onlyKeys(raw, [...SCHEDULE_KEYS, 'dropCaption'], at);
-  return { ...stageSchedule(raw, at, { batchSize: 16, lr: 2e-4 }), dropCaption: num(raw, 'dropCaption', at, 0.1, { min: 0, max: 1 }) };
+  onlyKeys(raw, [...SCHEDULE_KEYS, 'dropCaption', 'subjectWeight'], at);
+  return {
+    ...stageSchedule(raw, at, { batchSize: 16, lr: 2e-4 }),
+    dropCaption: num(raw, 'dropCaption', at, 0.1, { min: 0, max: 1 }),
+    subjectWeight: num(raw, 'subjectWeight', at, 1, { min: 1 }),
+  };
 }
 
 function tokenizerSettings(raw: unknown): TokenizerSettings {

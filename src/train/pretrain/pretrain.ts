@@ -56,7 +56,7 @@ async function makeTask(options: StageOptions, model: PretrainModel, ids: string
   const seed = stageSeed(config, stage, 0xda7a);
   if (stage === 'vae') {
     const s = config.stages.vae;
-    return new VaeTask(sd.vae, imageLoader(config.dataRoot, ids, sd.tokenizer, { batchSize: s.batchSize, seed, resolution: config.resolution, masks: s.subjectWeight !== 1 }), s, device) as StageTask<unknown>;
+    return new VaeTask(sd.vae, imageLoader(config.dataRoot, ids, sd.tokenizer, { batchSize: s.batchSize, seed, resolution: config.resolution, masks: s.subjectWeight !== 1 ? config.resolution : undefined }), s, device) as StageTask<unknown>;
   }
   if (stage === 'image-encoder') {
     const s = config.stages.imageEncoder;
@@ -72,8 +72,9 @@ async function makeTask(options: StageOptions, model: PretrainModel, ids: string
   }
   const s = config.stages.base;
   sd.vae.freeze();
-  const loader = imageLoader(config.dataRoot, ids, sd.tokenizer, { batchSize: s.batchSize, seed, resolution: config.resolution, dropCaption: s.dropCaption });
-  return new BaseTask({ textEncoder: sd.textEncoder, unet: sd.unet, vae: sd.vae }, sd.schedulerConfig, loader, sd.vae.scalingFactor, device) as StageTask<unknown>;
+  const masks = s.subjectWeight !== 1 ? config.resolution / sd.vae.scaleFactor : undefined;
+  const loader = imageLoader(config.dataRoot, ids, sd.tokenizer, { batchSize: s.batchSize, seed, resolution: config.resolution, dropCaption: s.dropCaption, masks });
+  return new BaseTask({ textEncoder: sd.textEncoder, unet: sd.unet, vae: sd.vae }, sd.schedulerConfig, loader, sd.vae.scalingFactor, device, s.subjectWeight) as StageTask<unknown>;
 }
 
 /** Runs (or resumes) one stage; writes the folder when it completes. */

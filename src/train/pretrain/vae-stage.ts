@@ -16,26 +16,28 @@ import type { VaeStageConfig } from './config.js';
 import type { StageLoss, StageTask } from './runner.js';
 
 /**
- * Batches of training images: no caption dropout, no subject crops; with `masks`, every subject's
- * mask at the image's resolution.
+ * Batches of training images: no caption dropout, no subject crops; with `masks` (a side in
+ * pixels: the image's resolution, or its latents'), every subject's mask at that resolution.
  */
 export function imageLoader(
   root: string,
   ids: readonly string[],
   tokenizer: ClipTokenizer,
-  options: { batchSize: number; seed: number; resolution: number; dropCaption?: number; shuffle?: boolean; masks?: boolean },
+  options: { batchSize: number; seed: number; resolution: number; dropCaption?: number; shuffle?: boolean; masks?: number },
 ): FfhqWildLoader {
-  const { masks = false, ...rest } = options;
-  const subjects = masks ? { maxSubjects: MAX_SEGMENTS, latentResolution: options.resolution } : { maxSubjects: 0, latentResolution: 1 };
+  const { masks, ...rest } = options;
+  const subjects = masks ? { maxSubjects: MAX_SEGMENTS, latentResolution: masks } : { maxSubjects: 0, latentResolution: 1 };
   return new FfhqWildLoader(root, ids, tokenizer, { ...rest, dropCaption: options.dropCaption ?? 0, keepSubject: 1, cropSize: 1, ...subjects });
 }
 
-/** Every segment of an image counts as a subject for the VAE's weighting (the world has at most 4). */
+/** Every segment of an image counts as a subject for the stages' weighting (the world has at most 4). */
 const MAX_SEGMENTS = 16;
 
-/** Per-pixel reconstruction weights [B, 1, R, R]: `weight` on any subject, 1 elsewhere. */
-function pixelWeights(batch: Batch, weight: number): Tensor {
-  const r = batch.images.size(2);
+/**
+ * Per-pixel loss weights [B, 1, R, R] at the masks' resolution R: 1 + (weight − 1) · m, where m is
+ * the largest share of the pixel one subject covers (1 on subjects, 0 elsewhere at full size).
+ */
+export function subjectPixelWeights(batch: Batch, weight: number, r: number): Tensor {
   return tidy(() => {
     const union = batch.subjects.map((subjects) => subjects.reduce((acc, s) => acc.maximum(s.mask), zeros([1, r, r])));
     return stack(union).mul(weight - 1).add(1);
@@ -89,7 +91,7 @@ export class VaeTask extends LoaderTask implements StageTask<Batch> {
     const error = decoded.sub(x);
     const { subjectWeight } = this.config;
     // A weighted mean over pixels and channels: with subjectWeight 1 it is the plain mean.
-    const weights = subjectWeight === 1 ? null : pixelWeights(batch, subjectWeight).to({ device: this.device });
+    const weights = subjectWeight === 1 ? null : subjectPixelWeights(batch, subjectWeight, x.size(2)).to({ device: this.device });
     const mean = (e: Tensor) => (weights ? e.mul(weights).sum().div(weights.sum().mul(e.size(1))) : e.mean());
     const l1 = mean(error.abs());
     const l2 = mean(error.square());
