@@ -3,11 +3,11 @@
 //   npm run bench:attention [-- --rounds 5] [-- --json]
 // bf16 runs every kernel path this CPU has (AMX tiles, AVX512-BF16 dot products); fp32 its AVX-512
 // kernel. Sides alternate round by round, so drift in clock speed hits them alike; median of rounds.
-import { parseArgs } from 'node:util';
 import { attend, useCpuAttentionKernel } from '../src/models/layers/attention.js';
 import { allowCpuAttentionAmx, cpuAttentionUsesAmx, Generator, getThreads, hasCpuAttention, hasFusedAttention, noGrad, randn, tidy } from '../src/tensor/index.js';
+import { benchArgs } from './args.js';
 
-const { values } = parseArgs({ options: { rounds: { type: 'string', default: '5' }, json: { type: 'boolean', default: false } } });
+const { values } = benchArgs({ rounds: { type: 'string', default: '5' }, json: { type: 'boolean', default: false } });
 const rounds = Number(values.rounds);
 if (!Number.isInteger(rounds) || rounds < 1) {
   console.error(`bench/attention: --rounds must be a whole number ≥ 1 (got '${values.rounds}')`);

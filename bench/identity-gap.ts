@@ -4,22 +4,20 @@
 // If MoA carries identity, its own crops give the lowest loss inside the subjects.
 //   node dist/bench/identity-gap.js [--model models/world] [--moa FILE] [--world world]
 //                                   [--ids image_ids_test.txt] [--batches 16]
-import { parseArgs } from 'node:util';
 import { imageEmbeddings, type MoAConditioning, type SubjectBinding } from '../src/moa/index.js';
 import { openImageEncoder, openMoA } from '../src/pipelines/load-moa.js';
 import { openStableDiffusion } from '../src/pipelines/load.js';
 import { DDPMScheduler } from '../src/schedulers/index.js';
 import { batchMasks, disposeBatch, FfhqWildLoader, readImageIds, type Batch } from '../src/train/data/index.js';
 import { Generator, noGrad, randint, randn, stack, tidy, type Tensor } from '../src/tensor/index.js';
+import { benchArgs } from './args.js';
 
-const { values } = parseArgs({
-  options: {
-    model: { type: 'string', default: 'models/world' },
-    moa: { type: 'string' },
-    world: { type: 'string', default: 'world' },
-    ids: { type: 'string', default: 'image_ids_test.txt' },
-    batches: { type: 'string', default: '16' },
-  },
+const { values } = benchArgs({
+  model: { type: 'string', default: 'models/world' },
+  moa: { type: 'string' },
+  world: { type: 'string', default: 'world' },
+  ids: { type: 'string', default: 'image_ids_test.txt' },
+  batches: { type: 'string', default: '16' },
 });
 const wanted = Number(values.batches);
 if (!Number.isInteger(wanted) || wanted < 1) {

@@ -9,17 +9,15 @@
 // Base weights are uninitialised and then filled with a constant (their values do not change the
 // time; garbage memory could hold NaNs or denormals that would); MoA's routers and fusion are
 // initialised normally, so everything is finite.
-import { parseArgs } from 'node:util';
 import { SD15_UNET_CONFIG, UNet2DConditionModel } from '../src/models/unet/index.js';
 import { MoA, type MoAConditioning } from '../src/moa/index.js';
 import { Generator, liveTensors, noGrad, randn, tensor, tidy } from '../src/tensor/index.js';
+import { benchArgs } from './args.js';
 
-const { values } = parseArgs({
-  options: {
-    size: { type: 'string', default: '64' },
-    batch: { type: 'string', default: '2' },
-    rounds: { type: 'string', default: '3' },
-  },
+const { values } = benchArgs({
+  size: { type: 'string', default: '64' },
+  batch: { type: 'string', default: '2' },
+  rounds: { type: 'string', default: '3' },
 });
 const size = Number(values.size);
 const batch = Number(values.batch);

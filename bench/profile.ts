@@ -6,7 +6,6 @@
 // FLOPs come from the shapes of the real forward (convolutions, linears, attention's two batched
 // matmuls), not from a constant, so the sum also checks the 803 GFLOP per latent of MOA_SPEC §5.
 // Times are exclusive (an attention's own linears count as linear, not as attention).
-import { parseArgs } from 'node:util';
 import { Conv2d } from '../src/nn/conv.js';
 import { Linear } from '../src/nn/linear.js';
 import { GroupNorm, LayerNorm } from '../src/nn/norm.js';
@@ -17,8 +16,9 @@ import { ResnetBlock2D } from '../src/models/layers/resnet.js';
 import { MoA, MoAAttention, type MoAConditioning } from '../src/moa/index.js';
 import { matmulGflops } from '../src/cli/doctor.js';
 import { Generator, getThreads, noGrad, randn, type Tensor, tensor, tidy } from '../src/tensor/index.js';
+import { benchArgs } from './args.js';
 
-const { values } = parseArgs({ options: { steps: { type: 'string', default: '2' }, json: { type: 'boolean', default: false } } });
+const { values } = benchArgs({ steps: { type: 'string', default: '2' }, json: { type: 'boolean', default: false } });
 const steps = Number(values.steps);
 const [batch, size] = [2, 64];
 

@@ -9,18 +9,16 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { client, writeTinyServerModel } from '../test/server-fixture.js';
 import { REPO_ROOT } from '../test/tiny-sd.js';
+import { benchArgs } from './args.js';
 
-const { values } = parseArgs({
-  options: {
-    jobs: { type: 'string', default: '50' },
-    steps: { type: 'string', default: '10' },
-    size: { type: 'string', default: '32' },
-    'max-queue': { type: 'string', default: '8' },
-    interval: { type: 'string', default: '20' },
-  },
+const { values } = benchArgs({
+  jobs: { type: 'string', default: '50' },
+  steps: { type: 'string', default: '10' },
+  size: { type: 'string', default: '32' },
+  'max-queue': { type: 'string', default: '8' },
+  interval: { type: 'string', default: '20' },
 });
 const jobs = Number(values.jobs);
 const steps = Number(values.steps);

@@ -4,7 +4,6 @@
 // identification (top-1 among all of them) of crop against crop, whole reference against crop,
 // and reference cut to its subject (grey, as subjectEmbedding does with a mask) against crop.
 //   node dist/bench/subject-crop.js [--world world] [--encoder models/world/image_encoder] [--identities 100]
-import { parseArgs } from 'node:util';
 import { rgbTensor } from '../src/eval/render.js';
 import { readWorldSettings } from '../src/eval/world-settings.js';
 import { imageEmbeddings } from '../src/moa/subject-encoder.js';
@@ -12,13 +11,12 @@ import { openImageEncoder } from '../src/pipelines/load-moa.js';
 import { readImageIds, readSampleFiles, subjectCrop } from '../src/train/data/ffhq-wild.js';
 import { Generator, noGrad, tensor, tidy, type Tensor } from '../src/tensor/index.js';
 import { planWorld, renderReference } from '../src/world/index.js';
+import { benchArgs } from './args.js';
 
-const { values } = parseArgs({
-  options: {
-    world: { type: 'string', default: 'world' },
-    encoder: { type: 'string', default: 'models/world/image_encoder' },
-    identities: { type: 'string', default: '100' },
-  },
+const { values } = benchArgs({
+  world: { type: 'string', default: 'world' },
+  encoder: { type: 'string', default: 'models/world/image_encoder' },
+  identities: { type: 'string', default: '100' },
 });
 const wanted = Number(values.identities);
 const encoder = openImageEncoder(values.encoder!);

@@ -11,7 +11,6 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { CLIP_VIT_L14_VISION_CONFIG, CLIPVisionModelWithProjection } from '../src/models/clip-vision.js';
 import { buildStableDiffusion, disposeStableDiffusion, SD15_CONFIGS, type StableDiffusion } from '../src/pipelines/stable-diffusion.js';
 import { Generator, getThreads } from '../src/tensor/index.js';
@@ -19,16 +18,15 @@ import { parseTrainConfig } from '../src/train/config.js';
 import { Trainer } from '../src/train/trainer.js';
 import { writeFfhqFolder } from '../test/ffhq-fixture.js';
 import { CLIP_VOCAB, clipTokenizer, tinyStableDiffusion, TINY_VISION_CONFIG } from '../test/tiny-sd.js';
+import { benchArgs } from './args.js';
 
-const { values } = parseArgs({
-  options: {
-    case: { type: 'string' },
-    only: { type: 'string' },
-    steps: { type: 'string', default: '20' },
-    'sd15-steps': { type: 'string', default: '3' },
-    'limit-gb': { type: 'string' },
-    json: { type: 'boolean', default: false },
-  },
+const { values } = benchArgs({
+  case: { type: 'string' },
+  only: { type: 'string' },
+  steps: { type: 'string', default: '20' },
+  'sd15-steps': { type: 'string', default: '3' },
+  'limit-gb': { type: 'string' },
+  json: { type: 'boolean', default: false },
 });
 
 const GiB = 1024 ** 3;

@@ -5,11 +5,11 @@
 import { execFileSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { matmulGflops } from '../src/cli/doctor.js';
 import { getThreads } from '../src/tensor/index.js';
+import { benchArgs } from './args.js';
 
-const { values } = parseArgs({ options: { steps: { type: 'string', default: '3' }, json: { type: 'boolean', default: false } } });
+const { values } = benchArgs({ steps: { type: 'string', default: '3' }, json: { type: 'boolean', default: false } });
 const GFLOP_PER_LATENT_PASS = 803; // SD1.5 UNet at a 64×64 latent (MOA_SPEC §5)
 const batch = 2;
 const modes = [

@@ -3,17 +3,15 @@
 //   node --expose-gc dist/bench/unet.js [--mode fp32|fp32-cl|bf16|bf16-cl|bf16-weights-cl] [--size 64] [--batch 2] [--steps 3]
 // fp32: float32 weights and math. bf16: autocast({ device: 'cpu', dtype: 'bfloat16' }).
 // -cl: weights (and so activations) channels-last. bf16-weights-cl: the model converted to bfloat16.
-import { parseArgs } from 'node:util';
 import { autocast, Generator, liveTensors, noGrad, randn } from '../src/tensor/index.js';
 import { SD15_UNET_CONFIG, UNet2DConditionModel } from '../src/models/unet/index.js';
+import { benchArgs } from './args.js';
 
-const { values } = parseArgs({
-  options: {
-    mode: { type: 'string', default: 'bf16-cl' },
-    size: { type: 'string', default: '64' },
-    batch: { type: 'string', default: '2' },
-    steps: { type: 'string', default: '3' },
-  },
+const { values } = benchArgs({
+  mode: { type: 'string', default: 'bf16-cl' },
+  size: { type: 'string', default: '64' },
+  batch: { type: 'string', default: '2' },
+  steps: { type: 'string', default: '3' },
 });
 const mode = values.mode!;
 const size = Number(values.size);
