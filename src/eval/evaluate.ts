@@ -86,7 +86,9 @@ export async function evaluate(model: EvalModel, o: EvaluateOptions): Promise<{ 
   const started = performance.now();
   const { judges } = o;
   const plan = planWorld(o.world);
-  const cases = evalCases(plan, { prompts: o.prompts, counts: o.counts ?? [1, 2, 3, 4], seed: o.seed, swapsPerCount: o.swapsPerCount ?? 4 });
+  const counts = o.counts ?? [1, 2, 3, 4];
+  const swapsPerCount = o.swapsPerCount ?? 4;
+  const cases = evalCases(plan, { prompts: o.prompts, counts, seed: o.seed, swapsPerCount });
   const threshold = o.swapThreshold ?? 0.1;
   const margin = o.swapMargin ?? 1;
   const reliable = judges.config.reliableAttributes;
@@ -229,8 +231,8 @@ export async function evaluate(model: EvalModel, o: EvaluateOptions): Promise<{ 
     settings: {
       ...o.describe,
       prompts: o.prompts,
-      counts: o.counts ?? [1, 2, 3, 4],
-      swapsPerCount: o.swapsPerCount ?? 4,
+      counts,
+      swapsPerCount,
       steps: o.steps,
       guidance: o.guidance,
       scheduler: o.scheduler,

@@ -15,7 +15,7 @@ import { mseLoss } from '../../tensor/functional.js';
 import type { Generator } from '../../tensor/generator.js';
 import type { Batch, FfhqWildLoader } from '../data/index.js';
 import type { StageLoss, StageTask } from './runner.js';
-import { LoaderTask, subjectPixelWeights } from './vae-stage.js';
+import { LoaderTask, pixelWeightedMean, subjectPixelWeights } from './vae-stage.js';
 
 export interface BaseNetworks {
   textEncoder: CLIPTextModel;
@@ -58,7 +58,6 @@ export class BaseTask extends LoaderTask implements StageTask<Batch> {
     if (this.subjectWeight === 1) return { loss: mseLoss(pred, target), terms: {} };
     const weights = subjectPixelWeights(batch, this.subjectWeight, latents.size(2)).to({ device });
     const squared = pred.sub(target).square();
-    const loss = squared.mul(weights).sum().div(weights.sum().mul(squared.size(1)));
-    return { loss, terms: { plain: squared.mean().detach() } };
+    return { loss: pixelWeightedMean(squared, weights), terms: { plain: squared.mean().detach() } };
   }
 }

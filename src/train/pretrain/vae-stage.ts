@@ -44,6 +44,11 @@ export function subjectPixelWeights(batch: Batch, weight: number, r: number): Te
   });
 }
 
+/** The mean of `e` [B, C, R, R] over everything, each pixel counted by its weight [B, 1, R, R]. */
+export function pixelWeightedMean(e: Tensor, weights: Tensor): Tensor {
+  return e.mul(weights).sum().div(weights.sum().mul(e.size(1)));
+}
+
 /** A stage fed by an FfhqWildLoader: the data position, batches and closing come from it. */
 export abstract class LoaderTask {
   readonly #loader: FfhqWildLoader;
@@ -92,7 +97,7 @@ export class VaeTask extends LoaderTask implements StageTask<Batch> {
     const { subjectWeight } = this.config;
     // A weighted mean over pixels and channels: with subjectWeight 1 it is the plain mean.
     const weights = subjectWeight === 1 ? null : subjectPixelWeights(batch, subjectWeight, x.size(2)).to({ device: this.device });
-    const mean = (e: Tensor) => (weights ? e.mul(weights).sum().div(weights.sum().mul(e.size(1))) : e.mean());
+    const mean = (e: Tensor) => (weights ? pixelWeightedMean(e, weights) : e.mean());
     const l1 = mean(error.abs());
     const l2 = mean(error.square());
     const mu = posterior.mean.float();
