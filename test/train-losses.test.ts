@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { MoA, moaConfig, type SubjectBinding } from '../src/moa/index.js';
 import { UNet2DConditionModel } from '../src/models/unet/index.js';
-import { backgroundPriorLoss, drawMaskDecisions, maskedDiffusionLoss, objectLoss, routerLoss, routingLosses, subjectRoutingLoss, totalLoss } from '../src/train/losses/index.js';
+import { backgroundPriorLoss, drawMaskDecisions, maskedDiffusionLoss, objectLoss, routerLoss, routingLosses, subjectErrorSums, subjectRoutingLoss, totalLoss } from '../src/train/losses/index.js';
 import { TrainingRecorder } from '../src/train/recorder.js';
 import { Generator, gradcheck, randn, type Tensor, tensor, tidy } from '../src/tensor/index.js';
 import { close, rnd, settledLiveTensors } from './helpers.js';
@@ -116,6 +116,24 @@ describe('masked diffusion loss', () => {
       }
       assert.equal(maskedDiffusionLoss(p, t, m, { masked: [false, true], subjectWeight: 1 }).item(), maskedDiffusionLoss(p, t, m, { masked: [false, true] }).item());
       assert.throws(() => maskedDiffusionLoss(p, t, m, { masked: [true, true], subjectWeight: 0.5 }), /subjectWeight must be a finite number ≥ 1, not 0.5/);
+    });
+  });
+
+  test('subjectErrorSums: the squared error over subject pixels and how many values it covers', () => {
+    tidy(() => {
+      const p = f64(pred, shape), t = f64(target, shape), m = f64(mask, [2, 1, 3, 3]);
+      let sum = 0;
+      let count = 0;
+      for (let c = 0; c < 2; c++)
+        for (let i = 0; i < 9; i++) {
+          const j = c * 9 + i; // element 0: element 1 has no subject pixels
+          sum += mask[i]! * (pred[j]! - target[j]!) ** 2;
+          count += mask[i]!;
+        }
+      const got = subjectErrorSums(p, t, m);
+      close([got.sum, got.count], [sum, count], 1e-12);
+      assert.ok(count > 0 && got.sum / got.count !== maskedDiffusionLoss(p, t, null).item(), 'not the whole image\'s MSE');
+      assert.deepEqual(subjectErrorSums(p, t, f64(fill(18, 0), [2, 1, 3, 3])), { sum: 0, count: 0 });
     });
   });
 

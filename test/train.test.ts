@@ -240,6 +240,7 @@ describe('trainer', () => {
     // The log: step records and a sample record after steps 2, 4 and 5.
     const log = readFileSync(join(out, 'train-log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.deepEqual(log.map((r) => (r.kind === 'sample' ? `s${r.step}` : r.step)), [1, 2, 's2', 3, 4, 's4', 5, 's5']);
+    assert.ok(log.filter((r) => r.kind === undefined).every((r) => typeof r.subjectError === 'number' && r.subjectError > 0), 'each step logs its subjects\' error');
     const sample = log.find((r) => r.kind === 'sample')!;
     assert.deepEqual(sample.source, { ids: ['20002'], heldOut: true });
     assert.deepEqual(sample.prompts, ['a boy standing next to a lady in a park']);

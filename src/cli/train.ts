@@ -23,7 +23,7 @@ export function formatDuration(seconds: number): string {
 
 /** The progress note of a step: every loss term, the learning rate, the pace and (when asked) the ETA. */
 export function stepNote(r: StepRecord, itPerSec: number, etaSeconds: number | null): string {
-  const terms = `loss ${r.loss.toFixed(4)} (diffusion ${r.diffusion.toFixed(4)}, router ${r.router.toExponential(2)}, subject routing ${r.routerSubject.toExponential(2)}, object ${r.object.toExponential(2)}${r.background ? `, background ${r.background.toExponential(2)}` : ''})`;
+  const terms = `loss ${r.loss.toFixed(4)} (diffusion ${r.diffusion.toFixed(4)}, router ${r.router.toExponential(2)}, subject routing ${r.routerSubject.toExponential(2)}, object ${r.object.toExponential(2)}${r.background ? `, background ${r.background.toExponential(2)}` : ''})` + (r.subjectError === null ? '' : ` subjects ${r.subjectError.toFixed(4)}`);
   return `${terms} lr ${r.lr.toExponential(2)} ${itPerSec.toFixed(2)} it/s` + (etaSeconds === null ? '' : ` ETA ${formatDuration(etaSeconds)}`);
 }
 

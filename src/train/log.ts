@@ -12,6 +12,12 @@ export interface StepRecord {
   object: number;
   /** The background-preservation term (0 unless loss.background > 0). */
   background: number;
+  /**
+   * The plain mean squared prediction error on the subjects' pixels (whatever the masked loss
+   * drew), the part of the diffusion loss MoA's personal branch is there to lower; null when the
+   * step's images had no subject pixels.
+   */
+  subjectError: number | null;
   lr: number;
   /** The gradient norm before clipping. */
   gradNorm: number;

@@ -19,7 +19,7 @@ import { checkpointPath, loadCheckpoint, saveCheckpoint } from './checkpoint.js'
 import type { TrainConfig } from './config.js';
 import { type Batch, batchMasks, disposeBatch, FfhqWildLoader, readImageIds } from './data/index.js';
 import { JsonlLog, type StepRecord } from './log.js';
-import { totalLoss } from './losses/index.js';
+import { subjectErrorSums, totalLoss } from './losses/index.js';
 import { TrainingRecorder } from './recorder.js';
 import { type SampleRecord, TrainingSampler } from './samples.js';
 import { emaDecayAt, learningRate } from './schedule.js';
@@ -134,11 +134,14 @@ export class Trainer {
     this.optimizer.setLr(lr);
     this.optimizer.zeroGrad();
     const sums = { loss: 0, diffusion: 0, router: 0, routerSubject: 0, object: 0, background: 0 };
+    const subjectError = { sum: 0, count: 0 };
     for (let i = 0; i < accumulation; i++) {
       const batch = await this.loader.nextBatch();
       try {
-        const terms = this.#microStep(batch, 1 / accumulation);
+        const { terms, subjects } = this.#microStep(batch, 1 / accumulation);
         for (const k of Object.keys(sums) as (keyof typeof sums)[]) sums[k] += terms[k] / accumulation;
+        subjectError.sum += subjects.sum;
+        subjectError.count += subjects.count;
       } finally {
         disposeBatch(batch);
         this.#recorder.reset();
@@ -149,7 +152,7 @@ export class Trainer {
     this.optimizer.zeroGrad();
     this.#updateEma();
     this.step++;
-    const record: StepRecord = { step: this.step, ...sums, lr, gradNorm, itPerSec: 1000 / (performance.now() - started) };
+    const record: StepRecord = { step: this.step, ...sums, subjectError: subjectError.count > 0 ? subjectError.sum / subjectError.count : null, lr, gradNorm, itPerSec: 1000 / (performance.now() - started) };
     this.#log?.write(record);
     return record;
   }
@@ -163,8 +166,11 @@ export class Trainer {
     return record;
   }
 
-  /** Forward and backward on one batch; gradients accumulate scaled by `scale`. */
-  #microStep(batch: Batch, scale: number): Omit<StepRecord, 'step' | 'lr' | 'gradNorm' | 'itPerSec'> {
+  /**
+   * Forward and backward on one batch; gradients accumulate scaled by `scale`. Returns the loss
+   * terms and the sums behind the log's subjectError.
+   */
+  #microStep(batch: Batch, scale: number): { terms: Omit<StepRecord, 'step' | 'subjectError' | 'lr' | 'gradNorm' | 'itPerSec'>; subjects: { sum: number; count: number } } {
     return tidy(() => {
       const { sd } = this;
       const B = batch.images.size(0);
@@ -201,7 +207,10 @@ export class Trainer {
         this.config.loss,
       );
       terms.total.mul(scale).backward();
-      return { loss: terms.total.item(), diffusion: terms.diffusion.item(), router: terms.router.item(), routerSubject: terms.routerSubject.item(), object: terms.object.item(), background: terms.background.item() };
+      return {
+        terms: { loss: terms.total.item(), diffusion: terms.diffusion.item(), router: terms.router.item(), routerSubject: terms.routerSubject.item(), object: terms.object.item(), background: terms.background.item() },
+        subjects: subjectErrorSums(pred, target, unionMask),
+      };
     });
   }
 

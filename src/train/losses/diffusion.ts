@@ -1,6 +1,7 @@
 // The masked diffusion loss [FastComposer]: MSE(ε̂, ε), where with probability p both are first
 // multiplied by the union of the subject masks, so the loss looks only at the subjects. Our
 // option beyond it: subject pixels weighted over the background's (`subjectWeight`).
+import { noGrad } from '../../tensor/autograd.js';
 import { rand, tensor } from '../../tensor/create.js';
 import type { Generator } from '../../tensor/generator.js';
 import { tidy } from '../../tensor/scope.js';
@@ -56,6 +57,22 @@ export function maskedDiffusionLoss(pred: Tensor, target: Tensor, unionMask: Ten
     // Subjects are a small share of each image, yet they are what MoA learns to draw.
     return subjectWeight === 1 ? squared.mean() : squared.mul(mask.mul(subjectWeight - 1).add(1)).mean();
   });
+}
+
+/**
+ * The plain squared error of the prediction on the subjects' pixels, for the log: its sum (each
+ * latent pixel's channels weighted by the union mask [B, 1, h, w]) and how many such values it
+ * covers (mask coverage × channels). Divide the two, summed over micro-batches, for the mean;
+ * the count is 0 when no subject covers any pixel. Not a loss: no gradient.
+ */
+export function subjectErrorSums(pred: Tensor, target: Tensor, unionMask: Tensor): { sum: number; count: number } {
+  return noGrad(() =>
+    tidy(() => {
+      const squared = lossFloat(pred).sub(lossFloat(target)).square();
+      const mask = asMask4d(lossFloat(unionMask), 'subjectErrorSums union mask').to({ device: pred.device, dtype: squared.dtype });
+      return { sum: squared.mul(mask).sum().item(), count: mask.sum().item() * pred.size(1) };
+    }),
+  );
 }
 
 function requireGenerator(generator: Generator | undefined): Generator {
