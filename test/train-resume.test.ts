@@ -146,6 +146,6 @@ test('moa train killed with SIGKILL and resumed repeats the uninterrupted run', 
   assert.deepEqual(samples(readLog(killed.outputDir)).slice(-2), [15, 16]);
   assert.ok(existsSync(join(full.outputDir, 'samples', 'step-00000016.png')));
   // Progress in a plain log: step, every loss term, it/s and the ETA; and where the samples went.
-  assert.match(uninterrupted.stderr, /train: 16\/16 loss \d\.\d{4} \(diffusion \d\.\d{4}, router [-\d.e+]+, subject routing [-\d.e+]+, object [-\d.e+]+\) lr [\d.e+-]+ [\d.]+ it\/s ETA 0s/);
+  assert.match(uninterrupted.stderr, /train: 16\/16 loss \d\.\d{4} \(diffusion \d\.\d{4}, router [-\d.e+]+, subject routing [-\d.e+]+, object [-\d.e+]+\) subjects \d\.\d{4} lr [\d.e+-]+ [\d.]+ it\/s ETA 0s/);
   assert.match(uninterrupted.stderr, /train: step 5: wrote .*step-00000005\.png and its routing maps/);
 });
