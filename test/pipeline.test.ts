@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -50,9 +50,32 @@ describe('loading and saving Stable Diffusion', { skip }, () => {
     try {
       assert.deepEqual(fingerprint(loaded), reference);
       assert.equal(loaded.source, dir);
+      assert.equal(loaded.defaultGuidance, 7.5, "Stable Diffusion's scale when the folder names none");
+      assert.equal(JSON.parse(readFileSync(join(dir, 'model_index.json'), 'utf8'))._moa_guidance, undefined);
     } finally {
       disposeStableDiffusion(loaded);
     }
+  });
+
+  test("a folder's own default guidance is saved, loaded and used; a bad one is a clear error", () => {
+    const dir = join(work, 'guided');
+    const own = tinyStableDiffusion(1);
+    own.defaultGuidance = 3;
+    saveDiffusersFolder(own, dir);
+    disposeStableDiffusion(own);
+    const indexPath = join(dir, 'model_index.json');
+    const index = JSON.parse(readFileSync(indexPath, 'utf8'));
+    assert.equal(index._moa_guidance, 3);
+    const loaded = loadDiffusersFolder(dir);
+    try {
+      assert.equal(loaded.defaultGuidance, 3);
+      assert.equal(resolveParameters(loaded, { prompt: 'x' }).guidance, 3);
+      assert.equal(resolveParameters(loaded, { prompt: 'x', guidance: 1 }).guidance, 1, 'an explicit scale wins');
+    } finally {
+      disposeStableDiffusion(loaded);
+    }
+    writeFileSync(indexPath, JSON.stringify({ ...index, _moa_guidance: 'high' }));
+    assert.throws(() => loadDiffusersFolder(dir), /_moa_guidance must be a number from 0 to 100.*not "high"/);
   });
 
   test('a single-file checkpoint round trip gives identical outputs', () => {
@@ -244,7 +267,7 @@ describe('text to image', { skip }, () => {
 
   test('moa generate writes PNGs that carry their parameters', () => {
     const dir = join(work, 'cli-model');
-    saveDiffusersFolder(sd, dir);
+    saveDiffusersFolder({ ...sd, defaultGuidance: 2 }, dir);
     const out = join(work, 'out', 'hike.png');
     const cli = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
     const run = spawnSync(process.execPath, [cli, 'generate', '--model', dir, '--prompt', 'a hike', '--steps', '2', '--width', '16', '--height', '16', '--seed', '9', '--batch', '2', '--precision', 'fp32', '--out', out, '--json'], {
@@ -258,6 +281,7 @@ describe('text to image', { skip }, () => {
       assert.equal(parameters.seed, 10);
       assert.equal(parameters.prompt, 'a hike');
       assert.equal(parameters.precision, 'fp32');
+      assert.equal(parameters.guidance, 2, "no --guidance: the model's default");
     });
   });
 

@@ -20,10 +20,14 @@ export interface TinyServerModel {
   references: string[];
 }
 
+/** The model's own default guidance (not SD's 7.5), so the tests see the server use it. */
+export const SERVER_MODEL_GUIDANCE = 4;
+
 export async function writeTinyServerModel(dir: string, seed = 5): Promise<TinyServerModel> {
   const model = join(dir, 'model');
   const moaFile = join(dir, 'moa.safetensors');
   const sd = tinyStableDiffusion(seed);
+  sd.defaultGuidance = SERVER_MODEL_GUIDANCE;
   saveDiffusersFolder(sd, model);
   const moa = new MoA(sd.unet, { imageEmbedDim: TINY_VISION_CONFIG.projection_dim }, { generator: new Generator(seed + 1) });
   const g = new Generator(seed + 2);

@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
 import { readPngText } from '../src/io/png-text.js';
 import { type RunningServer, startServer, type ServerOptions } from '../src/server/app.js';
-import { client, readEvents, type ServerEvent, type TinyServerModel, writeTinyServerModel } from './server-fixture.js';
+import { client, readEvents, SERVER_MODEL_GUIDANCE, type ServerEvent, type TinyServerModel, writeTinyServerModel } from './server-fixture.js';
 import { CLIP_VOCAB } from './tiny-sd.js';
 
 // One libtorch thread for the worker: the tiny model gains nothing from more, and the tests share the machine.
@@ -118,7 +118,7 @@ describe('moa serve', { skip, timeout: 180_000 }, () => {
     assert.equal(health.body.ok, true);
     assert.equal(health.body.model, tiny.model);
     assert.equal(health.body.moa, tiny.moa);
-    assert.deepEqual(health.body.defaults, { width: 16, height: 16, sizeMultiple: 2, maxSubjects: 4 });
+    assert.deepEqual(health.body.defaults, { width: 16, height: 16, sizeMultiple: 2, maxSubjects: 4, guidance: SERVER_MODEL_GUIDANCE });
     assert.deepEqual(health.body.kinds, ['generate', 'swap', 'morph', 'edit']);
     assert.deepEqual(health.body.queue, { running: 0, waiting: 0, max: 2 });
     assert.equal(health.body.worker.state, 'idle');
@@ -201,7 +201,7 @@ describe('moa serve', { skip, timeout: 180_000 }, () => {
     assert.deepEqual((await api.get(`/api/jobs/${id}`)).body, job);
     assert.equal(job.status, 'succeeded');
     assert.deepEqual(job.progress, { step: 2, total: 2 });
-    assert.deepEqual(job.parameters, { kind: 'generate', prompt: 'a man hiking', negativePrompt: '', seed: 11, steps: 2, guidance: 7.5, width: 16, height: 16, scheduler: 'dpmpp-2m', batch: 1, strength: 1, subjectStart: 0, maps: true, subjects: [{ word: 'man', upload: ref[0] }] });
+    assert.deepEqual(job.parameters, { kind: 'generate', prompt: 'a man hiking', negativePrompt: '', seed: 11, steps: 2, guidance: SERVER_MODEL_GUIDANCE, width: 16, height: 16, scheduler: 'dpmpp-2m', batch: 1, strength: 1, subjectStart: 0, maps: true, subjects: [{ word: 'man', upload: ref[0] }] });
     assert.deepEqual(job.generation.subjects, [{ word: 'man', tokenIndex: 2 }]);
     assert.equal(job.generation.precision, 'fp32');
     assert.equal(job.results.length, 1);

@@ -11,7 +11,7 @@ import { after, before, test } from 'node:test';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import sharp from 'sharp';
 import { type RunningServer, startServer } from '../src/server/app.js';
-import { client, type TinyServerModel, writeTinyServerModel } from './server-fixture.js';
+import { client, SERVER_MODEL_GUIDANCE, type TinyServerModel, writeTinyServerModel } from './server-fixture.js';
 import { REPO_ROOT } from './tiny-sd.js';
 
 const CHROMIUM = process.env.MOA_CHROMIUM ?? '/usr/bin/chromium';
@@ -119,6 +119,7 @@ step('the studio asks for a token, then takes it from ?token= and clears it from
   await page.getByText(/MoA · fp32 on cpu/).waitFor();
   assert.ok(!page.url().includes('token'), `the token stays out of the address bar: ${page.url()}`);
   assert.equal(await page.getByRole('textbox', { name: 'Access token' }).isVisible(), false);
+  assert.equal(await page.getByLabel('Guidance').inputValue(), String(SERVER_MODEL_GUIDANCE), "the model's default guidance");
 });
 
 step('photos are uploaded by the file picker and by drag-and-drop; a file that is no image is refused with the API message', async () => {

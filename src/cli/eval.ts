@@ -21,7 +21,7 @@ import { disposeStableDiffusion } from '../pipelines/stable-diffusion.js';
 import { DEFAULT_WORLD, readWorldSettings } from '../eval/world-settings.js';
 import { interruptible } from './interrupt.js';
 import { integer, number } from './numbers.js';
-import { addModelOptions, ensureDir, type ModelFlags, openSession } from './personal.js';
+import { addModelOptions, ensureDir, MODEL_GUIDANCE_HELP, type ModelFlags, openSession } from './personal.js';
 import { progressReporter, type ProgressReporter } from './progress.js';
 
 interface EvalFlags extends ModelFlags {
@@ -32,7 +32,7 @@ interface EvalFlags extends ModelFlags {
   subjects: number[];
   swaps: number;
   steps: number;
-  guidance: number;
+  guidance?: number;
   scheduler: SchedulerName;
   seed: number;
   out: string;
@@ -68,7 +68,7 @@ function runCommand(): Command {
     .addOption(new Option('--subjects <counts>', 'subject counts to test, comma-separated').argParser(countList).default([1, 2, 3, 4], '1,2,3,4'))
     .option('--swaps <n>', 'prompts per subject count that also get a subject swap', integer('--swaps'), 4)
     .option('--steps <n>', 'denoising steps', integer('--steps'), 20)
-    .option('--guidance <scale>', 'classifier-free guidance scale', number('--guidance'), 7.5)
+    .option('--guidance <scale>', `classifier-free guidance scale (${MODEL_GUIDANCE_HELP})`, number('--guidance'))
     .addOption(new Option('--scheduler <name>', 'sampler').choices(SCHEDULER_NAMES).default('dpmpp-2m'))
     .option('--seed <n>', 'seeds the prompts, identities and generation seeds', integer('--seed'), 0)
     .option('--out <dir>', 'where report.json and grid.png go', 'eval')

@@ -33,7 +33,8 @@ export interface SamplingFlags {
   prompt: string;
   negative?: string;
   steps: number;
-  guidance: number;
+  /** Absent: the model's default. */
+  guidance?: number;
   seed?: number;
   width?: number;
   height?: number;
@@ -83,13 +84,20 @@ export function addModelOptions(command: Command, { moa }: { moa: 'required' | '
     .option('--variant <name>', "prefer this weights variant in a diffusers folder (e.g. 'fp16')");
 }
 
-/** --prompt, --negative, --steps, --guidance, --seed; with a scheduler default also --width, --height, --scheduler. */
-export function addSamplingOptions(command: Command, { steps = 30, guidance = 7.5, scheduler = 'dpmpp-2m', seed = true }: { steps?: number; guidance?: number; scheduler?: SchedulerName | null; seed?: boolean } = {}): Command {
+/** How --guidance's help names its default when the model gives it. */
+export const MODEL_GUIDANCE_HELP = "default: the model's, 7.5 unless its model_index.json sets _moa_guidance";
+
+/**
+ * --prompt, --negative, --steps, --guidance, --seed; with a scheduler default also --width, --height,
+ * --scheduler. Without a `guidance` default, --guidance defaults to the model's.
+ */
+export function addSamplingOptions(command: Command, { steps = 30, guidance, scheduler = 'dpmpp-2m', seed = true }: { steps?: number; guidance?: number; scheduler?: SchedulerName | null; seed?: boolean } = {}): Command {
   command
     .requiredOption('--prompt <text>', 'what to draw')
     .option('--negative <text>', 'what to avoid (the unconditional side of guidance)')
-    .option('--steps <n>', 'denoising steps', integer('--steps'), steps)
-    .option('--guidance <scale>', 'classifier-free guidance scale (1 = off)', number('--guidance'), guidance);
+    .option('--steps <n>', 'denoising steps', integer('--steps'), steps);
+  if (guidance === undefined) command.option('--guidance <scale>', `classifier-free guidance scale (1 = off; ${MODEL_GUIDANCE_HELP})`, number('--guidance'));
+  else command.option('--guidance <scale>', 'classifier-free guidance scale (1 = off)', number('--guidance'), guidance);
   if (seed) command.option('--seed <n>', 'random seed (image i of a batch uses seed + i); random when omitted', integer('--seed'));
   if (scheduler === null) return command;
   return command

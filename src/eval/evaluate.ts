@@ -41,7 +41,8 @@ export interface EvaluateOptions {
   /** Prompts of each count that also get a subject swap. Default 4. */
   swapsPerCount?: number;
   steps: number;
-  guidance: number;
+  /** Default: the model's (`sd.defaultGuidance`). */
+  guidance?: number;
   scheduler: SchedulerName;
   seed: number;
   /** A second MoA weights file for the same base (e.g. trained without the router loss). */
@@ -133,7 +134,8 @@ export async function evaluate(model: EvalModel, o: EvaluateOptions): Promise<{ 
   /** Each variant's subject-free image per case, compared with the base model's afterwards. */
   const withoutSubjects = new Map<VariantName, Tensor[]>();
 
-  const sampling = (c: EvalCase) => ({ prompt: c.prompt, steps: o.steps, guidance: o.guidance, scheduler: o.scheduler, seed: c.seed, signal: o.signal });
+  const guidance = o.guidance ?? model.sd.defaultGuidance;
+  const sampling = (c: EvalCase) => ({ prompt: c.prompt, steps: o.steps, guidance, scheduler: o.scheduler, seed: c.seed, signal: o.signal });
   const judgeSubjects = (image: Tensor, identities: readonly Identity[]) => {
     const { judgement, subjects } = judges.readSubjects(image, identities.map((i) => classIndex(i.class)));
     const found = unionMask(subjects.flatMap((s) => (s ? [s.mask] : [])), judgement.classMap.length);
@@ -234,7 +236,7 @@ export async function evaluate(model: EvalModel, o: EvaluateOptions): Promise<{ 
       counts,
       swapsPerCount,
       steps: o.steps,
-      guidance: o.guidance,
+      guidance,
       scheduler: o.scheduler,
       seed: o.seed,
       ablationMoa: o.ablationMoa ?? null,

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { isIgnoredClipKey } from '../models/clip-encoder.js';
 import { clipTextConfigFromJson } from '../models/clip-text.js';
 import { ClipTokenizer } from '../models/clip-tokenizer.js';
-import { buildStableDiffusion, disposeStableDiffusion, type StableDiffusion, type StableDiffusionConfigs } from '../pipelines/stable-diffusion.js';
+import { buildStableDiffusion, disposeStableDiffusion, STANDARD_GUIDANCE, type StableDiffusion, type StableDiffusionConfigs } from '../pipelines/stable-diffusion.js';
 import type { Device } from '../tensor/device.js';
 import { tidy } from '../tensor/scope.js';
 import { writeFileAtomically } from './atomic.js';
@@ -14,6 +14,12 @@ import { saveSafetensors } from './safetensors.js';
 import { findComponentWeights, loadWeights, WeightSource } from './weights.js';
 
 const COMPONENTS = ['unet', 'vae', 'text_encoder', 'tokenizer', 'scheduler'] as const;
+
+/**
+ * The model_index.json key for the model's own default guidance scale. Private keys (a leading
+ * underscore) are ones diffusers ignores, so the folder still loads there.
+ */
+export const GUIDANCE_KEY = '_moa_guidance';
 
 function readJson(path: string): Record<string, unknown> {
   if (!existsSync(path)) throw new Error(`${path} is missing`);
@@ -29,6 +35,17 @@ function readJson(path: string): Record<string, unknown> {
 
 export function isDiffusersFolder(path: string): boolean {
   return existsSync(path) && statSync(path).isDirectory() && existsSync(join(path, 'model_index.json'));
+}
+
+/** The folder's default guidance scale: model_index.json's `_moa_guidance`, else Stable Diffusion's 7.5. */
+export function readDefaultGuidance(dir: string): number {
+  const path = join(dir, 'model_index.json');
+  const value = readJson(path)[GUIDANCE_KEY];
+  if (value === undefined) return STANDARD_GUIDANCE;
+  if (typeof value !== 'number' || !(value >= 0 && value <= 100)) {
+    throw new Error(`${path}: ${GUIDANCE_KEY} must be a number from 0 to 100 (the default guidance scale), not ${JSON.stringify(value)}; fix it or remove the key to use ${STANDARD_GUIDANCE}`);
+  }
+  return value;
 }
 
 /** The configs of a diffusers folder, without reading any weights. */
@@ -56,7 +73,9 @@ export interface LoadOptions {
 export function loadDiffusersFolder(dir: string, { device = 'cpu', variant }: LoadOptions = {}): StableDiffusion {
   const configs = readDiffusersConfigs(dir);
   const tokenizer = ClipTokenizer.fromFolder(join(dir, 'tokenizer'));
+  const defaultGuidance = readDefaultGuidance(dir);
   const sd = buildStableDiffusion(configs, tokenizer, { empty: true, device }, dir);
+  sd.defaultGuidance = defaultGuidance;
   try {
     loadWeights(sd.unet, WeightSource.open(findComponentWeights(join(dir, 'unet'), ['diffusion_pytorch_model'], variant)), { what: 'unet' });
     loadWeights(sd.vae, WeightSource.open(findComponentWeights(join(dir, 'vae'), ['diffusion_pytorch_model'], variant)), { what: 'vae' });
@@ -99,5 +118,6 @@ export function saveDiffusersFolder(sd: StableDiffusion, dir: string): void {
     safety_checker: [null, null],
     feature_extractor: [null, null],
     requires_safety_checker: false,
+    ...(sd.defaultGuidance === STANDARD_GUIDANCE ? {} : { [GUIDANCE_KEY]: sd.defaultGuidance }),
   });
 }

@@ -22,7 +22,12 @@ export interface StableDiffusion {
   /** Where the weights came from (a folder, a file, or 'random'). */
   source: string;
   device: Device;
+  /** The guidance scale generation uses when the caller gives none (a model trained small may want less than SD's 7.5). */
+  defaultGuidance: number;
 }
+
+/** Stable Diffusion's usual guidance scale: the default of a model that names none. */
+export const STANDARD_GUIDANCE = 7.5;
 
 /** The diffusers-style configs of the four networks. */
 export interface StableDiffusionConfigs {
@@ -50,6 +55,7 @@ export function buildStableDiffusion(configs: StableDiffusionConfigs, tokenizer:
     configs,
     source,
     device: init.device ?? 'cpu',
+    defaultGuidance: STANDARD_GUIDANCE,
   };
 }
 

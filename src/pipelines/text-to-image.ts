@@ -15,7 +15,7 @@ export interface GenerateOptions {
   /** What to steer away from; the unconditional branch of guidance. Default: empty. */
   negativePrompt?: string;
   steps?: number;
-  /** Classifier-free guidance scale; 1 turns guidance off (one UNet pass per step). */
+  /** Classifier-free guidance scale; 1 turns guidance off (one UNet pass per step). Default: the model's (`sd.defaultGuidance`). */
   guidance?: number;
   seed?: number;
   width?: number;
@@ -69,7 +69,7 @@ export function resolveParameters(sd: StableDiffusion, options: GenerateOptions)
     prompt: options.prompt,
     negativePrompt: options.negativePrompt ?? '',
     steps: checkInt('steps', options.steps ?? 30, LIMITS.steps),
-    guidance: options.guidance ?? 7.5,
+    guidance: options.guidance ?? sd.defaultGuidance,
     seed: options.seed ?? Math.floor(Math.random() * 2 ** 31),
     width: checkInt('width', options.width ?? factor * (sd.unet.config.sampleSize ?? 64), LIMITS.side),
     height: checkInt('height', options.height ?? factor * (sd.unet.config.sampleSize ?? 64), LIMITS.side),

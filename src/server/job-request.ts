@@ -114,7 +114,7 @@ export function resolveJob(request: JobRequest, { info, tokenizer, uploads, limi
     negativePrompt: request.negativePrompt ?? '',
     seed: request.seed ?? randomInt(0, MAX_SEED),
     steps,
-    guidance: request.guidance ?? (edit ? 1 : 7.5),
+    guidance: request.guidance ?? (edit ? 1 : info.guidance),
   };
   let size: { width: number; height: number; scheduler: SchedulerName };
   if (edit) {

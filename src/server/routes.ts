@@ -50,7 +50,7 @@ export function installRoutes(app: FastifyInstance, { jobs, uploads, worker, tok
       moa: info.moa,
       precision: info.precision,
       device: info.device,
-      defaults: { width: info.width, height: info.height, sizeMultiple: info.sizeMultiple, maxSubjects: info.maxSubjects },
+      defaults: { width: info.width, height: info.height, sizeMultiple: info.sizeMultiple, maxSubjects: info.maxSubjects, guidance: info.guidance },
       limits: { ...limits, maxFrames: MAX_FRAMES, maxAlternatives: MAX_ALTERNATIVES },
       kinds: info.moa ? JOB_KINDS : ['generate'],
       worker: { state: worker.state, pid: worker.pid, restarts: worker.restarts },

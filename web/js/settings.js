@@ -50,6 +50,7 @@ export function applyHealth(health, hasSaved) {
   if (!hasSaved) {
     $('#width').value = String(defaults.width);
     $('#height').value = String(defaults.height);
+    $('#guidance').value = String(defaults.guidance);
     $('#seed').value = String(randomSeed());
   }
 }

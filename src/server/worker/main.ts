@@ -46,6 +46,7 @@ function open(options: WorkerInit): void {
       height: defaults.height,
       sizeMultiple: sd.vae.scaleFactor,
       maxSubjects: moa?.config.maxSubjects ?? 0,
+      guidance: defaults.guidance,
     };
     tap = new PreviewTap(sd, options.previewEvery);
     send({ type: 'ready', info });

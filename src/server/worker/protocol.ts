@@ -27,6 +27,8 @@ export interface ModelInfo {
   sizeMultiple: number;
   /** Subjects per prompt (0 without MoA). */
   maxSubjects: number;
+  /** The model's default guidance scale (edits default to 1 instead). */
+  guidance: number;
 }
 
 /** A subject with its reference images as files. */

@@ -15,7 +15,7 @@ import { AutoencoderKL } from '../../models/vae/autoencoder-kl.js';
 import type { Module } from '../../nn/module.js';
 import { openImageEncoder } from '../../pipelines/load-moa.js';
 import { openStableDiffusion } from '../../pipelines/load.js';
-import { disposeStableDiffusion, type StableDiffusion, type StableDiffusionConfigs } from '../../pipelines/stable-diffusion.js';
+import { disposeStableDiffusion, STANDARD_GUIDANCE, type StableDiffusion, type StableDiffusionConfigs } from '../../pipelines/stable-diffusion.js';
 import { parseSchedulerConfig } from '../../schedulers/index.js';
 import type { Device } from '../../tensor/device.js';
 import type { DType } from '../../tensor/dtype.js';
@@ -155,6 +155,8 @@ export function openPretrainModel(config: PretrainConfig, tokenizer: ClipTokeniz
     configs,
     source: dir,
     device,
+    // A guidance default set in the folder's model_index.json survives retraining a stage.
+    defaultGuidance: loaded?.defaultGuidance ?? STANDARD_GUIDANCE,
   };
   const imageEncoder = pick('image_encoder', encoder ?? undefined);
   return { sd, imageEncoder, status };
