@@ -202,7 +202,11 @@ describe('pretraining', () => {
       const a = config(`resume-a-${stage}`, stages);
       const b = config(`resume-b-${stage}`, stages);
       for (const c of [a, b]) cpSync(made.outputDir, c.outputDir, { recursive: true });
+      // A default guidance set by hand in the folder survives the stage rewriting it.
+      const indexPath = join(a.outputDir, 'model_index.json');
+      writeFileSync(indexPath, JSON.stringify({ ...JSON.parse(readFileSync(indexPath, 'utf8')), _moa_guidance: 3 }));
       const whole = await runStage({ config: a, stage });
+      assert.equal(JSON.parse(readFileSync(indexPath, 'utf8'))._moa_guidance, 3, `${stage} keeps _moa_guidance`);
       // "Killed" after step 3: its newest checkpoint is step 2.
       const killed = await runStage({ config: b, stage, until: 3 });
       assert.equal(killed.finished, false);
