@@ -200,7 +200,7 @@ describe('pretraining', () => {
     const stages = { vae: { steps: 4, checkpointEvery: 2 }, imageEncoder: { steps: 4, checkpointEvery: 2 }, base: { steps: 4, checkpointEvery: 2, emaDecay: 0.8, gradientAccumulation: 2 } };
     for (const stage of ['vae', 'image-encoder', 'base'] as const) {
       const a = config(`resume-a-${stage}`, stages);
-      const b = config(`resume-b-${stage}`, stages);
+      const b = { ...config(`resume-b-${stage}`, stages), guidance: 2 };
       for (const c of [a, b]) cpSync(made.outputDir, c.outputDir, { recursive: true });
       // A default guidance set by hand in the folder survives the stage rewriting it.
       const indexPath = join(a.outputDir, 'model_index.json');
@@ -211,6 +211,7 @@ describe('pretraining', () => {
       const killed = await runStage({ config: b, stage, until: 3 });
       assert.equal(killed.finished, false);
       const resumed = await runStage({ config: b, stage, resume: true });
+      assert.equal(JSON.parse(readFileSync(join(b.outputDir, 'model_index.json'), 'utf8'))._moa_guidance, 2, "the config's guidance is written");
       assert.deepEqual(resumed.records.map((r) => r.step), [3, 4]);
       for (const r of resumed.records) {
         const u = whole.records[r.step - 1]!;
@@ -378,6 +379,7 @@ describe('config', () => {
       [{ ...base, models: { ...models, imageEncoder: undefined } }, /'models.imageEncoder' is required/],
       [{ ...base, resolution: 33 }, /'resolution' 33 must be a multiple of the VAE's downscaling factor 2/],
       [{ ...base, tokenizer: { minWordCount: 0 } }, /'tokenizer.minWordCount' must be > 0/],
+      [{ ...base, guidance: -1 }, /'guidance' must be ≥ 0/],
     ];
     for (const [raw, message] of bad) assert.throws(() => parsePretrainConfig(raw), (e: unknown) => e instanceof PretrainConfigError && message.test(e.message), `${JSON.stringify(raw).slice(0, 80)}… should fail with ${message}`);
     const c = parsePretrainConfig({ ...base, workDir: undefined, tokenizer: '/some/tokenizer' });
@@ -386,6 +388,7 @@ describe('config', () => {
     assert.equal(c.models.unet.cross_attention_dim, 32);
     assert.equal(c.models.unet.sample_size, 16);
     assert.equal(c.stages.base.dropCaption, 0.1);
+    assert.equal(c.guidance, null);
   });
 
   test('YAML files, and the shipped default config, parse', () => {
@@ -397,5 +400,6 @@ describe('config', () => {
     const shipped = readPretrainConfig(join(process.cwd(), 'configs', 'world-base.yaml'));
     assert.equal(shipped.resolution, 64);
     assert.equal(shipped.precision, 'bf16');
+    assert.equal(shipped.guidance, 3);
   });
 });

@@ -80,6 +80,8 @@ export interface PretrainConfig {
   saveDtype: SaveDtype;
   /** Checkpoints kept per stage (older ones are deleted). */
   keepCheckpoints: number;
+  /** The model's default guidance scale, written to its model_index.json; null keeps the folder's (else 7.5). */
+  guidance: number | null;
   tokenizer: TokenizerSettings;
   models: ModelConfigs;
   stages: { vae: VaeStageConfig; imageEncoder: ImageEncoderStageConfig; base: BaseStageConfig };
@@ -164,7 +166,7 @@ function tokenizerSettings(raw: unknown): TokenizerSettings {
   };
 }
 
-const TOP_KEYS = ['dataRoot', 'idsFile', 'outputDir', 'workDir', 'seed', 'resolution', 'precision', 'saveDtype', 'keepCheckpoints', 'tokenizer', 'models', 'stages'];
+const TOP_KEYS = ['dataRoot', 'idsFile', 'outputDir', 'workDir', 'seed', 'resolution', 'precision', 'saveDtype', 'keepCheckpoints', 'guidance', 'tokenizer', 'models', 'stages'];
 
 /** Checks a parsed config object and fills in defaults. */
 export function parsePretrainConfig(raw: unknown): PretrainConfig {
@@ -184,6 +186,7 @@ export function parsePretrainConfig(raw: unknown): PretrainConfig {
     precision: oneOf(raw, 'precision', '', ['fp32', 'bf16'] as const, 'fp32'),
     saveDtype: oneOf(raw, 'saveDtype', '', ['fp32', 'fp16', 'bf16'] as const, 'fp32'),
     keepCheckpoints: num(raw, 'keepCheckpoints', '', 2, { int: true, positive: true }),
+    guidance: raw.guidance === undefined || raw.guidance === null ? null : num(raw, 'guidance', '', undefined, { min: 0, max: 100 }),
     tokenizer: tokenizerSettings(raw.tokenizer),
     models: checkModelConfigs(object(raw, 'models', '', true), resolution, (field, problem) => new PretrainConfigError(field, problem)),
     stages: {

@@ -155,8 +155,8 @@ export function openPretrainModel(config: PretrainConfig, tokenizer: ClipTokeniz
     configs,
     source: dir,
     device,
-    // A guidance default set in the folder's model_index.json survives retraining a stage.
-    defaultGuidance: loaded?.defaultGuidance ?? STANDARD_GUIDANCE,
+    // Without one in the config, a default set by hand in the folder survives retraining a stage.
+    defaultGuidance: config.guidance ?? loaded?.defaultGuidance ?? STANDARD_GUIDANCE,
   };
   const imageEncoder = pick('image_encoder', encoder ?? undefined);
   return { sd, imageEncoder, status };
