@@ -9,7 +9,8 @@ import { defaultModel } from '../pipelines/default-model.js';
 import { openStableDiffusion } from '../pipelines/load.js';
 import { defaultImageEncoderDir, openImageEncoder, openMoA } from '../pipelines/load-moa.js';
 import { applyPrecision, checkPrecision, defaultPrecision, type Precision } from '../pipelines/precision.js';
-import { disposeStableDiffusion, type StableDiffusion } from '../pipelines/stable-diffusion.js';
+import { GUIDANCE_KEY } from '../io/diffusers.js';
+import { disposeStableDiffusion, STANDARD_GUIDANCE, type StableDiffusion } from '../pipelines/stable-diffusion.js';
 import type { SubjectInput } from '../pipelines/subjects.js';
 import type { Progress } from '../pipelines/text-to-image.js';
 import { SCHEDULER_NAMES, type SchedulerName } from '../schedulers/index.js';
@@ -85,7 +86,7 @@ export function addModelOptions(command: Command, { moa }: { moa: 'required' | '
 }
 
 /** How --guidance's help names its default when the model gives it. */
-export const MODEL_GUIDANCE_HELP = "default: the model's, 7.5 unless its model_index.json sets _moa_guidance";
+export const MODEL_GUIDANCE_HELP = `default: the model's, ${STANDARD_GUIDANCE} unless its model_index.json sets ${GUIDANCE_KEY}`;
 
 /**
  * --prompt, --negative, --steps, --guidance, --seed; with a scheduler default also --width, --height,
