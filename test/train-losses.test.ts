@@ -19,20 +19,26 @@ const fill = (n: number, value: number) => Array.from({ length: n }, () => value
 
 // ---- independent references (plain loops over row-major arrays) ----
 
-function refDiffusion(pred: number[], target: number[], mask: number[] | null, masked: boolean[], [B, C, H, W]: number[], subjectWeight = 1): number {
-  let sum = 0;
+/** With `overSubjects`, a masked element's sum is divided by C·Σm² (its subjects' area) instead of C·H·W. */
+function refDiffusion(pred: number[], target: number[], mask: number[] | null, masked: boolean[], [B, C, H, W]: number[], subjectWeight = 1, overSubjects = false): number {
+  let total = 0;
   for (let b = 0; b < B!; b++) {
     let any = false;
+    let area = 0;
     for (let i = 0; i < H! * W!; i++) if (mask && mask[b * H! * W! + i]! > 0) any = true;
+    const isMasked = mask !== null && masked[b]! && any;
+    let sum = 0;
     for (let c = 0; c < C!; c++)
       for (let i = 0; i < H! * W!; i++) {
         const j = ((b * C! + c) * H! * W!) + i;
-        const m = mask && masked[b] && any ? mask[b * H! * W! + i]! : 1;
+        const m = isMasked ? mask[b * H! * W! + i]! : 1;
         const w = mask ? 1 + (subjectWeight - 1) * mask[b * H! * W! + i]! : 1;
         sum += w * (m * pred[j]! - m * target[j]!) ** 2;
+        area += m * m;
       }
+    total += overSubjects && isMasked ? sum / area : sum / (C! * H! * W!);
   }
-  return sum / (B! * C! * H! * W!);
+  return total / B!;
 }
 
 /** Bilinear upsampling, align_corners false (PyTorch's convention), of one [h, w] plane. */
@@ -116,6 +122,24 @@ describe('masked diffusion loss', () => {
       }
       assert.equal(maskedDiffusionLoss(p, t, m, { masked: [false, true], subjectWeight: 1 }).item(), maskedDiffusionLoss(p, t, m, { masked: [false, true] }).item());
       assert.throws(() => maskedDiffusionLoss(p, t, m, { masked: [true, true], subjectWeight: 0.5 }), /subjectWeight must be a finite number ≥ 1, not 0.5/);
+    });
+  });
+
+  test("maskedAverage 'subjects': a masked element is its mean over the subjects' area, the others unchanged; anything else is refused", () => {
+    tidy(() => {
+      const soft = mask.map((v, i) => v * (0.25 + (i % 4) / 4)); // soft coverage, as the loader's masks are
+      const p = f64(pred, shape), t = f64(target, shape), m = f64(soft, [2, 1, 3, 3]);
+      for (const masked of [[true, true], [true, false], [false, false]]) {
+        for (const subjectWeight of [1, 3]) {
+          const got = maskedDiffusionLoss(p, t, m, { masked, subjectWeight, maskedAverage: 'subjects' }).item();
+          close([got], [refDiffusion(pred, target, soft, masked, shape, subjectWeight, true)], 1e-12, `masked ${masked}, weight ${subjectWeight}`);
+        }
+      }
+      // Nothing masked: the same loss as FastComposer's average.
+      assert.equal(maskedDiffusionLoss(p, t, m, { masked: [false, false], maskedAverage: 'subjects' }).item(), maskedDiffusionLoss(p, t, m, { masked: [false, false] }).item());
+      // Masked, the element's subjects now count as a whole image: the loss grows by H·W / Σm² on it.
+      assert.ok(maskedDiffusionLoss(p, t, m, { masked: [true, false], maskedAverage: 'subjects' }).item() > maskedDiffusionLoss(p, t, m, { masked: [true, false] }).item());
+      assert.throws(() => maskedDiffusionLoss(p, t, m, { masked: [true, true], maskedAverage: 'pixels' as never }), /maskedAverage must be one of latent, subjects, not "pixels"/);
     });
   });
 

@@ -192,9 +192,11 @@ describe('trainer', () => {
     assert.equal(c.emaDecay, null);
     // YAML and JSON files.
     const yamlPath = join(tmp, 'train.yaml');
-    writeFileSync(yamlPath, 'dataRoot: /d\noutputDir: /o\nsteps: 5\nschedule: cosine\nloss:\n  router: 0.5\n  routerSubject: 2\n  subjectWeight: 4\n  background: 3\n');
+    writeFileSync(yamlPath, 'dataRoot: /d\noutputDir: /o\nsteps: 5\nschedule: cosine\nloss:\n  router: 0.5\n  routerSubject: 2\n  subjectWeight: 4\n  maskedAverage: subjects\n  background: 3\n');
     const y = readTrainConfig(yamlPath);
-    assert.deepEqual([y.steps, y.schedule, y.loss.router, y.loss.routerSubject, y.loss.object, y.loss.subjectWeight, y.loss.background], [5, 'cosine', 0.5, 2, 1e-3, 4, 3]);
+    assert.deepEqual([y.steps, y.schedule, y.loss.router, y.loss.routerSubject, y.loss.object, y.loss.subjectWeight, y.loss.maskedAverage, y.loss.background], [5, 'cosine', 0.5, 2, 1e-3, 4, 'subjects', 3]);
+    assert.equal(parseTrainConfig(base).loss.maskedAverage, 'latent', "FastComposer's loss unless asked");
+    assert.throws(() => parseTrainConfig({ ...base, loss: { maskedAverage: 'pixels' } }), /'loss.maskedAverage' must be one of/);
     assert.throws(() => parseTrainConfig({ ...base, loss: { background: -1 } }), /'loss.background' must be/);
     assert.throws(() => parseTrainConfig({ ...base, loss: { subjectWeight: 0.5 } }), /'loss.subjectWeight' must be/);
     assert.equal(parseTrainConfig(base).loss.routerSubject, 0, 'the spec\'s loss unless asked');

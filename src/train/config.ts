@@ -1,6 +1,6 @@
 // Training configuration: read from JSON or YAML, every field checked, errors name the field.
 import { ConfigFieldError, fieldReader, isObject, readConfigFile } from './config-fields.js';
-import { DEFAULT_LOSS_CONFIG, type LossConfig } from './losses/index.js';
+import { DEFAULT_LOSS_CONFIG, type LossConfig, MASKED_AVERAGES } from './losses/index.js';
 
 export type LrSchedule = 'constant' | 'cosine';
 
@@ -93,7 +93,7 @@ const { onlyKeys, str, num, oneOf } = fieldReader((field, problem) => new TrainC
 
 function lossConfig(raw: unknown): LossConfig {
   if (raw === undefined) return { ...DEFAULT_LOSS_CONFIG };
-  if (!isObject(raw)) throw new TrainConfigError('loss', 'must be an object { router, routerSubject, object, maskProbability, subjectWeight, background }');
+  if (!isObject(raw)) throw new TrainConfigError('loss', 'must be an object { router, routerSubject, object, maskProbability, subjectWeight, maskedAverage, background }');
   onlyKeys(raw, Object.keys(DEFAULT_LOSS_CONFIG), 'loss');
   return {
     router: num(raw, 'router', 'loss', DEFAULT_LOSS_CONFIG.router, { min: 0 }),
@@ -101,6 +101,7 @@ function lossConfig(raw: unknown): LossConfig {
     object: num(raw, 'object', 'loss', DEFAULT_LOSS_CONFIG.object, { min: 0 }),
     maskProbability: num(raw, 'maskProbability', 'loss', DEFAULT_LOSS_CONFIG.maskProbability, { min: 0, max: 1 }),
     subjectWeight: num(raw, 'subjectWeight', 'loss', DEFAULT_LOSS_CONFIG.subjectWeight, { min: 1 }),
+    maskedAverage: oneOf(raw, 'maskedAverage', 'loss', MASKED_AVERAGES, DEFAULT_LOSS_CONFIG.maskedAverage),
     background: num(raw, 'background', 'loss', DEFAULT_LOSS_CONFIG.background, { min: 0 }),
   };
 }

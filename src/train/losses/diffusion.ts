@@ -1,6 +1,7 @@
 // The masked diffusion loss [FastComposer]: MSE(ε̂, ε), where with probability p both are first
 // multiplied by the union of the subject masks, so the loss looks only at the subjects. Our
-// option beyond it: subject pixels weighted over the background's (`subjectWeight`).
+// options beyond it: subject pixels weighted over the background's (`subjectWeight`), and a
+// masked element averaged over its subjects' area instead of the whole latent (`maskedAverage`).
 import { noGrad } from '../../tensor/autograd.js';
 import { rand, tensor } from '../../tensor/create.js';
 import type { Generator } from '../../tensor/generator.js';
@@ -17,7 +18,15 @@ export interface MaskedDiffusionOptions {
   masked?: readonly boolean[];
   /** How many times a subject pixel's squared error counts (≥ 1). Default 1: FastComposer's loss. */
   subjectWeight?: number;
+  /**
+   * What a masked element's squared error is averaged over: 'latent' (default, FastComposer's
+   * loss) or 'subjects', its subjects' area, so that small subjects weigh as much as a whole image.
+   */
+  maskedAverage?: MaskedAverage;
 }
+
+export const MASKED_AVERAGES = ['latent', 'subjects'] as const;
+export type MaskedAverage = (typeof MASKED_AVERAGES)[number];
 
 /** One masking decision per batch element: uniform draw < p. */
 export function drawMaskDecisions(batch: number, probability: number, generator: Generator): boolean[] {
@@ -33,14 +42,17 @@ export function drawMaskDecisions(batch: number, probability: number, generator:
 /**
  * mean(w ⊙ (m ⊙ (pred − target))²) over every element, with m = the union mask [B, 1, h, w] for
  * the batch elements chosen to be masked and 1 for the others, and w = 1 + (subjectWeight − 1) ·
- * union mask (1 everywhere by default). A chosen element whose mask is empty (no subjects) is not
- * masked: a zero mask would make its loss 0 and teach nothing. With unionMask null nothing is
- * masked or weighted (and no decision is drawn).
+ * union mask (1 everywhere by default). With maskedAverage 'subjects' a masked element's share is
+ * multiplied by h·w / Σm², so it is its mean over the subjects' area. A chosen element whose mask
+ * is empty (no subjects) is not masked: a zero mask would make its loss 0 and teach nothing. With
+ * unionMask null nothing is masked or weighted (and no decision is drawn).
  */
 export function maskedDiffusionLoss(pred: Tensor, target: Tensor, unionMask: Tensor | null, options: MaskedDiffusionOptions = {}): Tensor {
   if (pred.shape.join() !== target.shape.join()) throw new RangeError(`maskedDiffusionLoss: pred [${pred.shape.join(', ')}] and target [${target.shape.join(', ')}] differ`);
   const subjectWeight = options.subjectWeight ?? 1;
   if (!(subjectWeight >= 1 && Number.isFinite(subjectWeight))) throw new RangeError(`maskedDiffusionLoss: subjectWeight must be a finite number ≥ 1, not ${subjectWeight}`);
+  const maskedAverage = options.maskedAverage ?? 'latent';
+  if (!MASKED_AVERAGES.includes(maskedAverage)) throw new RangeError(`maskedDiffusionLoss: maskedAverage must be one of ${MASKED_AVERAGES.join(', ')}, not ${JSON.stringify(maskedAverage)}`);
   return tidy(() => {
     const diff = lossFloat(pred).sub(lossFloat(target));
     if (unionMask === null) return diff.square().mean();
@@ -53,9 +65,16 @@ export function maskedDiffusionLoss(pred: Tensor, target: Tensor, unionMask: Ten
     const chosen = masked.map((m, b) => (m && hasSubjects[b]! > 0 ? 1 : 0));
     const select = tensor(chosen, { shape: [batch, 1, 1, 1], dtype: diff.dtype, device: diff.device });
     const m = mask.mul(select).add(select.rsub(1));
-    const squared = diff.mul(m).square();
+    let squared = diff.mul(m).square();
     // Subjects are a small share of each image, yet they are what MoA learns to draw.
-    return subjectWeight === 1 ? squared.mean() : squared.mul(mask.mul(subjectWeight - 1).add(1)).mean();
+    if (subjectWeight !== 1) squared = squared.mul(mask.mul(subjectWeight - 1).add(1));
+    if (maskedAverage === 'subjects') {
+      // Masked elements: × h·w / Σm² (their mean over the subjects); the others × 1.
+      const area = m.square().flatten(1).sum(1).view(batch, 1, 1, 1);
+      const pixels = m.size(2) * m.size(3);
+      squared = squared.mul(area.reciprocal().mul(pixels).sub(1).mul(select).add(1));
+    }
+    return squared.mean();
   });
 }
 

@@ -1,5 +1,5 @@
 // Training losses for MoA (spec §3.3).
-export { maskedDiffusionLoss, drawMaskDecisions, subjectErrorSums, type MaskedDiffusionOptions } from './diffusion.js';
+export { maskedDiffusionLoss, drawMaskDecisions, subjectErrorSums, MASKED_AVERAGES, type MaskedAverage, type MaskedDiffusionOptions } from './diffusion.js';
 export { routerLoss, routingLosses, subjectRoutingLoss } from './router.js';
 export { objectLoss } from './object.js';
 export { backgroundPriorLoss } from './background.js';

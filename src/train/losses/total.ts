@@ -4,7 +4,7 @@ import type { Generator } from '../../tensor/generator.js';
 import { tidy } from '../../tensor/scope.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { backgroundPriorLoss } from './background.js';
-import { maskedDiffusionLoss } from './diffusion.js';
+import { type MaskedAverage, maskedDiffusionLoss } from './diffusion.js';
 import { objectLoss } from './object.js';
 import { routingLosses } from './router.js';
 
@@ -19,11 +19,13 @@ export interface LossConfig {
   maskProbability: number;
   /** Weight of subject pixels in the diffusion loss against the background's 1 [choice beyond FastComposer; 1 = its loss]. */
   subjectWeight: number;
+  /** What a masked element's error is averaged over: 'latent' [FastComposer] or 'subjects' [choice beyond it]. */
+  maskedAverage: MaskedAverage;
   /** λ_bg: the background's prediction pulled to the prior's [choice beyond the spec; 0 = off]. */
   background: number;
 }
 
-export const DEFAULT_LOSS_CONFIG: Readonly<LossConfig> = Object.freeze({ router: 1.0, routerSubject: 0, object: 1e-3, maskProbability: 0.5, subjectWeight: 1, background: 0 });
+export const DEFAULT_LOSS_CONFIG: Readonly<LossConfig> = Object.freeze({ router: 1.0, routerSubject: 0, object: 1e-3, maskProbability: 0.5, subjectWeight: 1, maskedAverage: 'latent', background: 0 });
 
 export interface LossInputs {
   /** The UNet's noise prediction and the true noise, [B, C, H, W] (bf16 allowed). */
@@ -58,7 +60,7 @@ export interface LossTerms {
 export function totalLoss(inputs: LossInputs, config: Partial<LossConfig> = {}): LossTerms {
   const c = { ...DEFAULT_LOSS_CONFIG, ...config };
   return tidy(() => {
-    const diffusion = maskedDiffusionLoss(inputs.pred, inputs.target, inputs.unionMask, { maskProbability: c.maskProbability, subjectWeight: c.subjectWeight, generator: inputs.generator });
+    const diffusion = maskedDiffusionLoss(inputs.pred, inputs.target, inputs.unionMask, { maskProbability: c.maskProbability, subjectWeight: c.subjectWeight, maskedAverage: c.maskedAverage, generator: inputs.generator });
     const { router, subject: routerSubject } = routingLosses(inputs.r1Maps, inputs.unionMask);
     const object = objectLoss(inputs.attentionMaps, inputs.subjectMasks, inputs.subjectCounts);
     if (c.background > 0 && !inputs.priorPred) throw new TypeError('totalLoss: loss.background > 0 needs priorPred (the prediction with the router forced to the prior)');
