@@ -93,8 +93,9 @@ const { onlyKeys, str, num, oneOf } = fieldReader((field, problem) => new TrainC
 
 function lossConfig(raw: unknown): LossConfig {
   if (raw === undefined) return { ...DEFAULT_LOSS_CONFIG };
-  if (!isObject(raw)) throw new TrainConfigError('loss', 'must be an object { router, routerSubject, object, maskProbability, subjectWeight, maskedAverage, background }');
-  onlyKeys(raw, Object.keys(DEFAULT_LOSS_CONFIG), 'loss');
+  const keys = Object.keys(DEFAULT_LOSS_CONFIG);
+  if (!isObject(raw)) throw new TrainConfigError('loss', `must be an object { ${keys.join(', ')} }`);
+  onlyKeys(raw, keys, 'loss');
   return {
     router: num(raw, 'router', 'loss', DEFAULT_LOSS_CONFIG.router, { min: 0 }),
     routerSubject: num(raw, 'routerSubject', 'loss', DEFAULT_LOSS_CONFIG.routerSubject, { min: 0 }),
