@@ -15,7 +15,7 @@ import { MoA } from '../src/moa/moa.js';
 import { saveMoAWeights } from '../src/moa/weights.js';
 import { editRealImage, invertImage } from '../src/pipelines/edit.js';
 import { disposeMaps, mapFileNames, writeMaps } from '../src/pipelines/maps.js';
-import { generatePersonalized, morphSubjects, swapSubjects } from '../src/pipelines/personalize.js';
+import { generatePersonalized, morphSubjects, resolvePersonalized, runPersonalized, swapSubjects } from '../src/pipelines/personalize.js';
 import { buildStableDiffusion, disposeStableDiffusion } from '../src/pipelines/stable-diffusion.js';
 import { bindWords } from '../src/pipelines/subjects.js';
 import { decodeLatents, encodePrompts, generate, initialLatents, resolveParameters } from '../src/pipelines/text-to-image.js';
@@ -175,6 +175,58 @@ describe('personalized generation', { skip }, () => {
     disposeAll([...a!.images, ...b!.images, ...again.images, ...batch.images, ...weak.images, ...late.images]);
   });
 
+  test('subject guidance: u + g·(t − u) + s·(c − t) over the branches; at s = g it is plain guidance', async () => {
+    // One DDIM step is affine in the noise, and the three weights sum to 1: the guided step's
+    // latents are the same mix of the latents each branch gives alone (unguided).
+    const bindings = [{ tokenIndex: 2, embedding: alice }];
+    const run = async (options: { prompt?: string; guidance: number; subjectGuidance?: number; subjectGuidanceArea?: 'image' | 'routing' }, bound: typeof bindings, recordMaps = false) => {
+      const parameters = resolvePersonalized(sd, { ...base, steps: 1, scheduler: 'ddim', ...options });
+      const scheduler = createScheduler('ddim', sd.schedulerConfig);
+      scheduler.setTimesteps(1);
+      const latents = initialLatents(sd, { ...parameters, prompt: base.prompt }, scheduler.initNoiseSigma);
+      const out = await runPersonalized(sd, { parameters, words: bound.map(() => 'man'), bindings: bound, latents, scheduler, recordMaps });
+      latents.dispose();
+      return out;
+    };
+    const oneStep = async (...args: Parameters<typeof run>) => (await run(...args)).latents;
+    const [g, s] = [4, 9];
+    const guided = await oneStep({ guidance: g, subjectGuidance: s }, bindings);
+    const [u, t, c] = [await oneStep({ prompt: '', guidance: 1 }, []), await oneStep({ guidance: 1 }, []), await oneStep({ guidance: 1 }, bindings)];
+    const expected = tidy(() => u.add(t.sub(u).mul(g)).add(c.sub(t).mul(s)));
+    assert.ok(maxDiff(guided, expected) < 1e-4, `three-branch step off by ${maxDiff(guided, expected)}`);
+    const plain = await oneStep({ guidance: g }, bindings);
+    const same = await oneStep({ guidance: g, subjectGuidance: g }, bindings);
+    assert.deepEqual(pixels(same), pixels(plain));
+    assert.ok(maxDiff(guided, plain) > 1e-3, 'a larger subject scale moves the step');
+
+    // Confined to the routing: the subject scale at a pixel is g + (s − g)·m, m = r1 (summed over
+    // layers) scaled to its peak, as the conditional branch routes.
+    const routed = await oneStep({ guidance: g, subjectGuidance: s, subjectGuidanceArea: 'routing' }, bindings);
+    const { maps } = await run({ guidance: 1 }, bindings, true);
+    const expectedRouted = tidy(() => {
+      const r1 = maps!.routingMean;
+      const m = r1.div(r1.reshape(1, -1).max(1, true).values.reshape(1, 1, 1)).unsqueeze(1);
+      return u.add(t.sub(u).mul(g)).add(c.sub(t).mul(m.mul(s - g).add(g)));
+    });
+    assert.ok(maxDiff(routed, expectedRouted) < 1e-4, `routed step off by ${maxDiff(routed, expectedRouted)}`);
+    assert.ok(maxDiff(routed, guided) > 1e-4 && maxDiff(routed, plain) > 1e-4, 'between plain guidance and the full subject scale');
+    const routedSame = await oneStep({ guidance: g, subjectGuidance: g, subjectGuidanceArea: 'routing' }, bindings);
+    assert.deepEqual(pixels(routedSame), pixels(plain));
+    disposeMaps(maps!);
+    disposeAll([guided, u, t, c, expected, plain, same, routed, expectedRouted, routedSame]);
+
+    // With the prior forced, the subjects' branch is the text's: any subject scale is the base model.
+    const prior = await generatePersonalized(sd, moa, { ...base, strength: 0, subjectGuidance: 9, subjects: [{ word: 'man', embedding: alice }] });
+    const plainBase = await generate(sd, base);
+    assert.ok(maxDiff(prior.images[0]!, plainBase.images[0]!) < 1e-5);
+    assert.equal(prior.parameters.subjectGuidance, 9);
+    const defaulted = await generatePersonalized(sd, moa, { ...base, steps: 1 });
+    assert.equal(defaulted.parameters.subjectGuidance, base.guidance);
+    await assert.rejects(generatePersonalized(sd, moa, { ...base, subjectGuidance: -1 }), /subjectGuidance must be a number from 0 to 100, not -1/);
+    await assert.rejects(generatePersonalized(sd, moa, { ...base, subjectGuidanceArea: 'subjects' as never }), /subjectGuidanceArea must be 'image' or 'routing', not subjects/);
+    disposeAll([...prior.images, ...plainBase.images, ...defaulted.images]);
+  });
+
   test('morphing: the endpoints are the two subjects\' own generations', async () => {
     const options = { ...base, prompt: 'a photo of a man', steps: 2 };
     const { frames, parameters } = await morphSubjects(sd, moa, { ...options, word: 'man', from: { embedding: alice }, to: { embedding: bob }, frames: 3 });
@@ -242,13 +294,17 @@ describe('personalized generation', { skip }, () => {
     await assert.rejects(generatePersonalized(sd, moa, { ...base, strength: 0, recordMaps: true }), /maps need steps that run MoA/);
   });
 
-  test('no tensor outlives a generation with maps, a swap, a morph or an edit', async () => {
+  test('no tensor outlives a generation with maps, a swap, routed subject guidance, a morph or an edit', async () => {
     const subjects = [{ word: 'man', embedding: alice }];
     const runAll = async () => {
       const r = await generatePersonalized(sd, moa, { ...base, batch: 2, subjects, recordMaps: true });
       disposeMaps(r.maps!);
       disposeAll(r.images);
       for (const s of await swapSubjects(sd, moa, { ...base, subjects, swaps: [[{ word: 'man', embedding: bob }]] })) disposeAll(s.images);
+      const routed = await generatePersonalized(sd, moa, { ...base, subjects, subjectGuidance: 7, subjectGuidanceArea: 'routing', recordMaps: true });
+      assert.equal(routed.maps!.subjects.length, 1, 'maps are recorded beside the routing area');
+      disposeMaps(routed.maps!);
+      disposeAll(routed.images);
       const m = await morphSubjects(sd, moa, { ...base, steps: 1, word: 'man', from: { embedding: alice }, to: { embedding: bob }, frames: 3 });
       disposeAll(m.frames.map((f) => f.image));
       const photo = randn([1, 3, 16, 16], { generator: new Generator(2) }).sigmoid();

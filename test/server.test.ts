@@ -243,12 +243,14 @@ describe('moa serve', { skip, timeout: 180_000 }, () => {
   });
 
   test('swap, morph and edit', async () => {
-    const swap = await api.post('/api/jobs', { kind: 'swap', prompt: 'a man hiking', ...small, subjects: [{ word: 'man', upload: ref[0] }], alternatives: [[{ word: 'man', upload: [ref[1], ref[2]] }]], maps: true });
+    const swap = await api.post('/api/jobs', { kind: 'swap', prompt: 'a man hiking', ...small, subjects: [{ word: 'man', upload: ref[0] }], alternatives: [[{ word: 'man', upload: [ref[1], ref[2]] }]], maps: true, subjectGuidance: 6 });
     assert.equal(swap.status, 202, JSON.stringify(swap.body));
     const swapped = await api.finished(swap.body.id);
     assert.equal(swapped.status, 'succeeded', JSON.stringify(swapped.error));
     assert.deepEqual(swapped.results.map((r: { label: string; seed: number }) => [r.label, r.seed]), [['base', 11], ['alternative 1', 11]]);
     assert.deepEqual(swapped.progress, { step: 4, total: 4 });
+    assert.equal(swapped.parameters.subjectGuidance, 6);
+    assert.equal(swapped.generation.subjectGuidance, 6);
     assert.deepEqual([...new Set(swapped.maps.map((m: { result: number }) => m.result))], [0, 1]);
     const [a, b] = await Promise.all(swapped.results.map(async (r: { url: string }) => rawPixels(await api.bytes(r.url))));
     assert.ok(!a.equals(b), 'another subject gives another image');
@@ -296,6 +298,7 @@ describe('moa serve', { skip, timeout: 180_000 }, () => {
     await bad({ kind: 'swap', prompt: 'a man and a woman', subjects: man, alternatives: [[{ word: 'woman', upload: ref[1] }]] }, 'alternatives/0/0/word', /swaps 'woman', which is not one of the subjects \(man\)/);
     await bad({ kind: 'morph', prompt: 'a man', word: 'dog', from: ref[0], to: ref[1] }, 'word', /"dog" is not in the prompt/);
     await bad({ kind: 'generate', prompt: 'a man', maps: true, strength: 0 }, 'maps', /maps need steps that run MoA/);
+    await bad({ kind: 'generate', prompt: 'a man', subjectGuidance: 31 }, 'subjectGuidance', /'subjectGuidance' must be <= 30/);
     const odd = (await api.upload(await sharp({ create: { width: 15, height: 16, channels: 3, background: '#000' } }).png().toBuffer())).body.id;
     await bad({ kind: 'edit', prompt: 'a man', image: odd }, 'image', /the photo is 15×16; its sides must be multiples of 2/);
 

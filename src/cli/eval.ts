@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { writeFileAtomically } from '../io/atomic.js';
 import { cpuHasFastBf16 } from '../pipelines/precision.js';
+import { SUBJECT_GUIDANCE_AREAS, type SubjectGuidanceArea } from '../pipelines/guidance.js';
 import { SCHEDULER_NAMES, type SchedulerName } from '../schedulers/index.js';
 import { evaluate } from '../eval/evaluate.js';
 import { writeGrid } from '../eval/grid.js';
@@ -33,6 +34,8 @@ interface EvalFlags extends ModelFlags {
   swaps: number;
   steps: number;
   guidance?: number;
+  subjectGuidance?: number;
+  subjectGuidanceArea: SubjectGuidanceArea;
   scheduler: SchedulerName;
   seed: number;
   out: string;
@@ -69,6 +72,8 @@ function runCommand(): Command {
     .option('--swaps <n>', 'prompts per subject count that also get a subject swap', integer('--swaps'), 4)
     .option('--steps <n>', 'denoising steps', integer('--steps'), 20)
     .option('--guidance <scale>', `classifier-free guidance scale (${MODEL_GUIDANCE_HELP})`, number('--guidance'))
+    .option('--subject-guidance <scale>', "the subjects' own guidance scale (default: --guidance's)", number('--subject-guidance'))
+    .addOption(new Option('--subject-guidance-area <area>', "where the subjects' guidance applies: the whole image, or where the routers send pixels to the personal branch").choices(SUBJECT_GUIDANCE_AREAS).default('image'))
     .addOption(new Option('--scheduler <name>', 'sampler').choices(SCHEDULER_NAMES).default('dpmpp-2m'))
     .option('--seed <n>', 'seeds the prompts, identities and generation seeds', integer('--seed'), 0)
     .option('--out <dir>', 'where report.json and grid.png go', 'eval')
@@ -93,6 +98,8 @@ function runCommand(): Command {
                 swapsPerCount: flags.swaps,
                 steps: flags.steps,
                 guidance: flags.guidance,
+                subjectGuidance: flags.subjectGuidance,
+                subjectGuidanceArea: flags.subjectGuidanceArea,
                 scheduler: flags.scheduler,
                 seed: flags.seed,
                 ablationMoa: flags.ablationMoa ?? null,

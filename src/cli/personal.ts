@@ -14,6 +14,7 @@ import { disposeStableDiffusion, STANDARD_GUIDANCE, type StableDiffusion } from 
 import type { SubjectInput } from '../pipelines/subjects.js';
 import type { Progress } from '../pipelines/text-to-image.js';
 import { SCHEDULER_NAMES, type SchedulerName } from '../schedulers/index.js';
+import { SUBJECT_GUIDANCE_AREAS, type SubjectGuidanceArea } from '../pipelines/guidance.js';
 import { checkDevice } from '../tensor/device.js';
 import { collectSubjects, loadReferences, type SubjectSpec } from './subject-spec.js';
 import { interruptible } from './interrupt.js';
@@ -44,6 +45,9 @@ export interface SamplingFlags {
 
 export interface SubjectFlags {
   subject?: SubjectSpec[];
+  /** Absent: the same as guidance. */
+  subjectGuidance?: number;
+  subjectGuidanceArea: SubjectGuidanceArea;
   strength: number;
   subjectStart: number;
 }
@@ -56,7 +60,7 @@ export function samplingOptions(flags: SamplingFlags) {
 
 /** The subject flags as the personalized pipelines' options (maps are recorded when a folder is given). */
 export function subjectOptions(flags: SubjectFlags & { maps?: string }) {
-  return { strength: flags.strength, subjectStart: flags.subjectStart, recordMaps: flags.maps !== undefined };
+  return { subjectGuidance: flags.subjectGuidance, subjectGuidanceArea: flags.subjectGuidanceArea, strength: flags.strength, subjectStart: flags.subjectStart, recordMaps: flags.maps !== undefined };
 }
 
 /**
@@ -110,6 +114,8 @@ export function addSamplingOptions(command: Command, { steps = 30, guidance, sch
 export function addSubjectOptions(command: Command): Command {
   return command
     .option('--subject <word=images>', 'a subject: a word of the prompt = its reference images (path[,path2...], each optionally path:mask.png); repeat for more', collectSubjects)
+    .option('--subject-guidance <scale>', "the subjects' own guidance scale, above --guidance for a closer likeness (default: --guidance's; another value costs a third UNet pass per step)", number('--subject-guidance'))
+    .addOption(new Option('--subject-guidance-area <area>', "where --subject-guidance applies: the whole image, or where the routers send pixels to the personal branch (the scene moves less)").choices(SUBJECT_GUIDANCE_AREAS).default('image'))
     .option('--strength <s>', 'scale on the personal routing: 0 = base model, 1 = as trained, >1 stronger', number('--strength'), 1)
     .option('--subject-start <f>', 'fraction of the steps run with the base model before the subjects apply (0 to 1)', number('--subject-start'), 0);
 }

@@ -5,6 +5,7 @@
 import type { CLIPVisionModelWithProjection } from '../models/clip-vision.js';
 import type { MoA } from '../moa/moa.js';
 import { openMoA } from '../pipelines/load-moa.js';
+import type { SubjectGuidanceArea } from '../pipelines/guidance.js';
 import { disposeResult, generatePersonalized, type PersonalizedResult, type Routing, swapSubjects } from '../pipelines/personalize.js';
 import type { StableDiffusion } from '../pipelines/stable-diffusion.js';
 import type { SubjectInput } from '../pipelines/subjects.js';
@@ -43,6 +44,10 @@ export interface EvaluateOptions {
   steps: number;
   /** Default: the model's (`sd.defaultGuidance`). */
   guidance?: number;
+  /** The subjects' own guidance scale (PersonalizeOptions.subjectGuidance); default: guidance's. */
+  subjectGuidance?: number;
+  /** PersonalizeOptions.subjectGuidanceArea; default 'image'. */
+  subjectGuidanceArea?: SubjectGuidanceArea;
   scheduler: SchedulerName;
   seed: number;
   /** A second MoA weights file for the same base (e.g. trained without the router loss). */
@@ -149,7 +154,7 @@ export async function evaluate(model: EvalModel, o: EvaluateOptions): Promise<{ 
     withoutSubjects.set(variant.name, plain);
     for (const [i, c] of cases.entries()) {
       const subjects = refs[i]!.map((r, k) => r.input(c.identities[k]!.class));
-      const options = { ...sampling(c), subjects, routing: variant.routing!, recordMaps: variant.routing === 'learned' };
+      const options = { ...sampling(c), subjectGuidance: o.subjectGuidance, subjectGuidanceArea: o.subjectGuidanceArea, subjects, routing: variant.routing!, recordMaps: variant.routing === 'learned' };
       const results: PersonalizedResult[] = c.swap
         ? await swapSubjects(model.sd, moa, { ...options, swaps: [[swapRefs[i]!.input(c.identities[0]!.class)]] })
         : [await generatePersonalized(model.sd, moa, options)];
@@ -237,6 +242,8 @@ export async function evaluate(model: EvalModel, o: EvaluateOptions): Promise<{ 
       swapsPerCount,
       steps: o.steps,
       guidance,
+      subjectGuidance: o.subjectGuidance ?? guidance,
+      subjectGuidanceArea: o.subjectGuidanceArea ?? 'image',
       scheduler: o.scheduler,
       seed: o.seed,
       ablationMoa: o.ablationMoa ?? null,

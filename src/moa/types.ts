@@ -27,12 +27,13 @@ export interface MoARecorder {
    */
   routing(layer: string, kind: 'self' | 'cross', size: readonly [number, number], r1: Tensor): void;
   /**
-   * Called by personal cross-attention layers when subjects are bound: the attention each
+   * Called by personal cross-attention layers when subjects are bound (and the recorder has this
+   * method: without it the layers skip the costlier attention that records): the attention each
    * subject's token receives, averaged over heads, [B, subjects, h, w] float32, detached (unless
    * withGrad); subjects = the most any batch element binds (in the order of the batch element's
    * bindings, padded with zeros).
    */
-  subjectAttention(layer: string, size: readonly [number, number], maps: Tensor): void;
+  subjectAttention?(layer: string, size: readonly [number, number], maps: Tensor): void;
 }
 
 /** Per forward pass: how MoA layers should behave. Put under `extras.moa` of the UNet's forward. */

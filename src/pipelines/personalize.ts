@@ -9,6 +9,8 @@ import { createScheduler } from '../schedulers/index.js';
 import { full } from '../tensor/create.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { disposeMaps, MapRecorder, type GenerationMaps } from './maps.js';
+import { checkSubjectGuidance, guidanceBranches, SUBJECT_GUIDANCE_AREAS, type SubjectGuidanceArea } from './guidance.js';
+import { RoutingFocus } from './routing-focus.js';
 import type { StableDiffusion } from './stable-diffusion.js';
 import { bindSubjects, clipSubjectEncoder, resolveEmbedding, type SubjectEncoder, type SubjectInput, type SubjectSource } from './subjects.js';
 import {
@@ -47,6 +49,18 @@ export interface PersonalizeOptions extends GenerateOptions {
   subjects?: readonly SubjectInput[];
   /** Turns reference images into embeddings (default: MoA's image encoder, when it has one). */
   encoder?: SubjectEncoder;
+  /**
+   * Guidance scale of the subjects apart from the text's: the step's noise is
+   * u + guidance·(t − u) + subjectGuidance·(c − t), with t the prompt without subjects (a third
+   * UNet row per image). Default: guidance's (plain guidance, two rows).
+   */
+  subjectGuidance?: number;
+  /**
+   * Where subjectGuidance applies: 'image' (default) everywhere; 'routing' in proportion to where
+   * the routers send pixels to the personal branch at each step (r1 scaled to its peak), plain
+   * guidance elsewhere, so the scene moves less when a subject changes.
+   */
+  subjectGuidanceArea?: SubjectGuidanceArea;
   /** Scale on the personal routing (odds of r1; renormalised): 0 = the prior alone, 1 = as learned. */
   strength?: number;
   /** Fraction of the steps run with the prior alone before the subjects apply (delayed conditioning). */
@@ -61,6 +75,8 @@ export type Routing = 'learned' | 'personal';
 
 export interface PersonalizedParameters extends GenerationParameters {
   subjects: { word: string; tokenIndex: number }[];
+  subjectGuidance: number;
+  subjectGuidanceArea: SubjectGuidanceArea;
   strength: number;
   subjectStart: number;
   /** The first step (0-based) that runs with the subjects; `steps` when none does. */
@@ -90,11 +106,15 @@ function checkRange(name: string, value: number, lo: number, hi: number): number
 /** Settings of a personalized generation, checked (the subjects' words are bound later). */
 export function resolvePersonalized(sd: StableDiffusion, options: PersonalizeOptions): Omit<PersonalizedParameters, 'subjects'> {
   const p = resolveParameters(sd, options);
+  checkSubjectGuidance(options.subjectGuidance);
+  const subjectGuidance = options.subjectGuidance ?? (p.guidance > 1 ? p.guidance : 1);
+  const subjectGuidanceArea = options.subjectGuidanceArea ?? 'image';
+  if (!SUBJECT_GUIDANCE_AREAS.includes(subjectGuidanceArea)) throw new RangeError(`subjectGuidanceArea must be ${SUBJECT_GUIDANCE_AREAS.map((a) => `'${a}'`).join(' or ')}, not ${String(subjectGuidanceArea)}`);
   const strength = checkRange('strength', options.strength ?? 1, 0, 100);
   const subjectStart = checkRange('subjectStart', options.subjectStart ?? 0, 0, 1);
   const routing = options.routing ?? 'learned';
   if (routing !== 'learned' && routing !== 'personal') throw new RangeError(`routing must be 'learned' or 'personal', not ${String(routing)}`);
-  return { ...p, strength, subjectStart, subjectStartStep: Math.floor(subjectStart * p.steps), routing };
+  return { ...p, subjectGuidance, subjectGuidanceArea, strength, subjectStart, subjectStartStep: Math.floor(subjectStart * p.steps), routing };
 }
 
 /** One generation's run from given initial latents (generatePersonalized and editRealImage share it). */
@@ -116,27 +136,35 @@ export interface PersonalizedRun {
 
 /**
  * Denoises with MoA: before subjectStartStep (or at strength 0) every layer routes to the prior;
- * after it, the conditional half binds the subjects and the unconditional half has none.
+ * after it, the conditional branch binds the subjects and the other guidance branches have none.
  * Returns the final latents (the caller owns them) and the maps when recorded.
  */
 export async function runPersonalized(sd: StableDiffusion, run: PersonalizedRun): Promise<{ latents: Tensor; maps?: GenerationMaps }> {
   const p = run.parameters;
-  const context = encodeGuidedContext(sd, p);
-  const guided = p.guidance > 1;
+  // Without subjects the text branch would equal the conditional one: it is left out.
+  const subjectGuidance = run.bindings.length ? p.subjectGuidance : undefined;
+  const branches = guidanceBranches(p.guidance, subjectGuidance);
+  const context = encodeGuidedContext(sd, p, branches);
   const withSubjects = (index: number) => p.strength > 0 && index >= p.subjectStartStep;
   if (run.recordMaps && !withSubjects(p.steps - 1)) {
     throw new Error('maps need steps that run MoA: strength is 0 or subjectStart is 1, so every step runs the prior alone');
   }
   const factor = sd.vae.scaleFactor;
-  const recorder = run.recordMaps ? new MapRecorder(run.words, [p.height / factor, p.width / factor], p.batch, guided ? p.batch : 0) : null;
+  const latentSize = [p.height / factor, p.width / factor] as const;
+  const conditionalRow = (branches.length - 1) * p.batch;
+  const maps = run.recordMaps ? new MapRecorder(run.words, latentSize, p.batch, conditionalRow) : null;
+  const focus = branches.includes('text') && p.subjectGuidanceArea === 'routing' ? new RoutingFocus(latentSize, p.batch, conditionalRow, maps) : null;
+  const recorder = focus ?? maps;
   const none: SubjectBinding[] = [];
-  const rows = (guided ? 2 : 1) * p.batch;
-  const subjects = [...Array<SubjectBinding[]>(guided ? p.batch : 0).fill(none), ...Array<readonly SubjectBinding[]>(p.batch).fill(run.bindings)];
+  const rows = branches.length * p.batch;
+  const subjects = branches.flatMap((b) => Array<readonly SubjectBinding[]>(p.batch).fill(b === 'conditional' ? run.bindings : none));
   let timestep: Tensor | null = null;
   try {
     const latents = await denoise(sd, run.latents, context, {
       scheduler: run.scheduler,
       guidance: p.guidance,
+      subjectGuidance,
+      ...(focus ? { subjectArea: () => focus.take() } : {}),
       seed: p.seed,
       signal: run.signal,
       onProgress: run.onProgress && ((q) => run.onProgress!({ ...q, step: q.step + (run.stepOffset ?? 0), steps: run.totalSteps ?? q.steps })),
@@ -149,16 +177,17 @@ export async function runPersonalized(sd: StableDiffusion, run: PersonalizedRun)
         return { moa };
       },
     });
-    if (!recorder) return { latents };
+    if (!maps) return { latents };
     try {
-      return { latents, maps: recorder.maps() };
+      return { latents, maps: maps.maps() };
     } catch (error) {
       latents.dispose();
       throw error;
     }
   } finally {
     (timestep as Tensor | null)?.dispose();
-    recorder?.dispose();
+    focus?.dispose();
+    maps?.dispose();
     context.dispose();
   }
 }

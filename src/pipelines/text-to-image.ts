@@ -8,6 +8,7 @@ import { cat } from '../tensor/functional.js';
 import { Generator } from '../tensor/generator.js';
 import { tidy } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { combineGuidance, type GuidanceBranch, guidanceBranches } from './guidance.js';
 import type { StableDiffusion } from './stable-diffusion.js';
 
 export interface GenerateOptions {
@@ -118,16 +119,20 @@ export interface DenoiseStep {
   index: number;
   steps: number;
   timestep: number;
-  /** Images per half: the UNet's batch is [unconditional (batch), conditional (batch)] when guided, else [conditional (batch)]. */
+  /** Images per branch: the UNet's batch holds `batch` rows for each branch, in order. */
   batch: number;
-  guided: boolean;
+  branches: readonly GuidanceBranch[];
 }
 
 export interface DenoiseOptions {
   /** A sampler whose timesteps are set. */
   scheduler: Scheduler;
-  /** Classifier-free guidance scale; above 1 the context holds the unconditional half first. */
+  /** Classifier-free guidance scale; above 1 the context holds the unconditional rows first. */
   guidance: number;
+  /** A scale of its own for the subjects (src/pipelines/guidance.ts); default: guidance's. */
+  subjectGuidance?: number;
+  /** Called after each UNet pass: where the subject scale applies, [B, 1, h, w] in [0, 1] (null: everywhere). */
+  subjectArea?: () => Tensor | null;
   /** Seeds the step noise of ancestral samplers (ddpm). */
   seed: number;
   /** The UNet's extras at a step (e.g. MoA conditioning), for the whole guided batch. */
@@ -140,15 +145,15 @@ export interface DenoiseOptions {
 
 /**
  * The sampling loop shared by every pipeline: from `latents` (left to the caller) through all of
- * the scheduler's timesteps, with guidance over `context` ([2B, L, D] unconditional first when
- * guided, else [B, L, D]). Returns the final latents, which the caller owns.
+ * the scheduler's timesteps, with guidance over `context` (B rows per guidance branch, in
+ * guidanceBranches' order). Returns the final latents, which the caller owns.
  */
 export async function denoise(sd: StableDiffusion, latents: Tensor, context: Tensor, options: DenoiseOptions): Promise<Tensor> {
   const { scheduler, guidance, signal } = options;
-  const guided = guidance > 1;
+  const branches = guidanceBranches(guidance, options.subjectGuidance);
   const batch = latents.size(0);
-  if (context.size(0) !== (guided ? 2 : 1) * batch) {
-    throw new RangeError(`denoise: ${batch} latents need a context of ${(guided ? 2 : 1) * batch} rows${guided ? ' (guided)' : ''}, not ${context.size(0)}`);
+  if (context.size(0) !== branches.length * batch) {
+    throw new RangeError(`denoise: ${batch} latents need a context of ${branches.length * batch} rows (branches: ${branches.join(', ')}), not ${context.size(0)}`);
   }
   const start = options.startedAt ?? performance.now();
   const steps = scheduler.timesteps.length;
@@ -158,13 +163,12 @@ export async function denoise(sd: StableDiffusion, latents: Tensor, context: Ten
   try {
     for (const [i, t] of scheduler.timesteps.entries()) {
       signal?.throwIfAborted();
-      const extras = options.extras?.({ index: i, steps, timestep: t, batch, guided }) ?? {};
+      const extras = options.extras?.({ index: i, steps, timestep: t, batch, branches }) ?? {};
       const next = noGrad(() =>
         tidy(() => {
-          const input = scheduler.scaleModelInput(guided ? cat([current, current], 0) : current, t);
+          const input = scheduler.scaleModelInput(branches.length > 1 ? cat(Array(branches.length).fill(current), 0) : current, t);
           const out = sd.unet.forward(input, t, context, extras).float();
-          const [uncond, cond] = guided ? out.chunk(2, 0) : [null, out];
-          const eps = uncond ? uncond.add(cond!.sub(uncond).mul(guidance)) : cond!;
+          const eps = combineGuidance(out.chunk(branches.length, 0), branches, guidance, options.subjectGuidance, options.subjectArea?.());
           return scheduler.step(eps, t, current, { generator: stepNoise }).prevSample;
         }),
       );
@@ -182,12 +186,13 @@ export async function denoise(sd: StableDiffusion, latents: Tensor, context: Ten
   return current === latents ? latents.clone() : current;
 }
 
-/** Text embeddings for guidance: [negative × batch, prompt × batch] when guided, else [prompt × batch]. */
-export function encodeGuidedContext(sd: StableDiffusion, p: GenerationParameters): Tensor {
+/** Text embeddings for guidance: `batch` rows per branch (the negative prompt for the unconditional one, else the prompt). */
+export function encodeGuidedContext(sd: StableDiffusion, p: GenerationParameters, branches = guidanceBranches(p.guidance)): Tensor {
   return noGrad(() =>
     tidy(() => {
-      const cond = encodePrompts(sd, Array(p.batch).fill(p.prompt));
-      return p.guidance > 1 ? cat([encodePrompts(sd, Array(p.batch).fill(p.negativePrompt)), cond], 0) : cond;
+      const prompt = encodePrompts(sd, Array(p.batch).fill(p.prompt));
+      const rows = branches.map((b) => (b === 'unconditional' ? encodePrompts(sd, Array(p.batch).fill(p.negativePrompt)) : prompt));
+      return rows.length === 1 ? rows[0]! : cat(rows, 0);
     }),
   );
 }

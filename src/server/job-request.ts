@@ -5,6 +5,7 @@ import { randomInt } from 'node:crypto';
 import type { ClipTokenizer } from '../models/clip-tokenizer.js';
 import { bindWords } from '../pipelines/subjects.js';
 import type { SchedulerName } from '../schedulers/index.js';
+import type { SubjectGuidanceArea } from '../pipelines/guidance.js';
 import { badInput } from './errors.js';
 import type { JobKind } from './job-schema.js';
 import { type Limits, MAX_SEED } from './limits.js';
@@ -24,6 +25,8 @@ export interface JobRequest {
   seed?: number;
   steps?: number;
   guidance?: number;
+  subjectGuidance?: number;
+  subjectGuidanceArea?: SubjectGuidanceArea;
   width?: number;
   height?: number;
   scheduler?: SchedulerName;
@@ -41,7 +44,7 @@ export interface JobRequest {
   sourcePrompt?: string;
 }
 
-const COMMON = ['kind', 'prompt', 'negativePrompt', 'seed', 'steps', 'guidance', 'strength', 'subjectStart', 'maps', 'subjects'];
+const COMMON = ['kind', 'prompt', 'negativePrompt', 'seed', 'steps', 'guidance', 'subjectGuidance', 'subjectGuidanceArea', 'strength', 'subjectStart', 'maps', 'subjects'];
 const SIZED = ['width', 'height', 'scheduler'];
 /** The fields each kind takes. */
 const FIELDS: Record<JobKind, readonly string[]> = {
@@ -76,6 +79,7 @@ export function resolveJob(request: JobRequest, { info, tokenizer, uploads, limi
     if (kind !== 'generate') throw badInput(`this server runs without MoA weights, so it cannot ${kind}: start it with --moa FILE`, 'kind');
     if (subjects.length) throw badInput('this server runs without MoA weights, so it takes no subjects: start it with --moa FILE', 'subjects');
     if (maps) throw badInput('this server runs without MoA weights, so it has no routing maps: start it with --moa FILE', 'maps');
+    if (request.subjectGuidance !== undefined || request.subjectGuidanceArea !== undefined) throw badInput('this server runs without MoA weights, so it has no subject guidance: start it with --moa FILE', 'subjectGuidance');
   }
 
   const edit = kind === 'edit';
@@ -131,11 +135,16 @@ export function resolveJob(request: JobRequest, { info, tokenizer, uploads, limi
       if (size[side] > limits.maxSide) throw badInput(`${side} ${size[side]} is over this server's limit of ${limits.maxSide} (--max-side)`, side);
     }
   }
-  const personal = { strength, subjectStart, maps, subjects };
+  const subjectGuidance = {
+    ...(request.subjectGuidance !== undefined ? { subjectGuidance: request.subjectGuidance } : {}),
+    ...(request.subjectGuidanceArea !== undefined ? { subjectGuidanceArea: request.subjectGuidanceArea } : {}),
+  };
+  const personal = { ...subjectGuidance, strength, subjectStart, maps, subjects };
   const work = {
     ...base,
     ...size,
     batch: kind === 'generate' ? (request.batch ?? 1) : 1,
+    ...subjectGuidance,
     strength,
     subjectStart,
     maps,

@@ -1,6 +1,7 @@
 // JSON schemas of the job routes: they validate requests (clear 400s, unknown fields refused)
 // and describe the API in /api/openapi.json. Limits come from the server's options.
 import { SCHEDULER_NAMES } from '../schedulers/index.js';
+import { SUBJECT_GUIDANCE_AREAS } from '../pipelines/guidance.js';
 import { ID_PATTERN } from './ids.js';
 import { JOB_STATUSES } from './jobs.js';
 import { type Limits, MAX_ALTERNATIVES, MAX_FRAMES, MAX_PROMPT, MAX_REFERENCES, MAX_SEED } from './limits.js';
@@ -39,6 +40,8 @@ export function jobRequestSchema(limits: Limits) {
       height: side,
       scheduler: { type: 'string', enum: SCHEDULER_NAMES },
       batch: { type: 'integer', minimum: 1, maximum: limits.maxBatch, description: 'generate only' },
+      subjectGuidance: { type: 'number', minimum: 0, maximum: 30, description: "the subjects' own guidance scale (default: guidance's)" },
+      subjectGuidanceArea: { type: 'string', enum: SUBJECT_GUIDANCE_AREAS, description: "where subjectGuidance applies (default 'image')" },
       strength: { type: 'number', minimum: 0, maximum: 10 },
       subjectStart: { type: 'number', minimum: 0, maximum: 1 },
       maps: { type: 'boolean' },

@@ -1,6 +1,7 @@
 // Messages between the server and its generation worker (a child process, over IPC). The worker
 // loads the model once and runs one job at a time; everything it produces comes back as these.
 import type { SchedulerName } from '../../schedulers/index.js';
+import type { SubjectGuidanceArea } from '../../pipelines/guidance.js';
 
 /** How the worker opens the model (the flags of `moa serve` it needs). */
 export interface WorkerInit {
@@ -52,6 +53,9 @@ export interface WorkerJob {
   height: number;
   scheduler: SchedulerName;
   batch: number;
+  /** Absent: the same as guidance. */
+  subjectGuidance?: number;
+  subjectGuidanceArea?: SubjectGuidanceArea;
   strength: number;
   subjectStart: number;
   maps: boolean;

@@ -58,7 +58,7 @@ export async function runJob(session: Session, job: WorkerJob, hooks: RunHooks):
     signal: hooks.signal,
     onProgress,
   };
-  const personal = { strength: job.strength, subjectStart: job.subjectStart, recordMaps: job.maps };
+  const personal = { subjectGuidance: job.subjectGuidance, subjectGuidanceArea: job.subjectGuidanceArea, strength: job.strength, subjectStart: job.subjectStart, recordMaps: job.maps };
   const results: ResultFile[] = [];
   const maps: MapFile[] = [];
   const record = (parameters: GenerationParameters, extra: Record<string, unknown> = {}) => ({ ...parameters, ...extra, moa: hooks.moa, precision: hooks.precision as never });
