@@ -405,7 +405,7 @@ describe('moa CLI with subjects', { skip }, () => {
     }
     const out = join(work, 'cli', 'hike.png');
     const maps = join(work, 'cli', 'maps');
-    const r = run('generate', ...common, '--prompt', 'a man and a woman hiking', '--subject', `man=${ref}`, '--subject', `woman=${ref2},${ref}`, '--strength', '0.8', '--maps', maps, '--out', out, '--json');
+    const r = run('generate', ...common, '--prompt', 'a man and a woman hiking', '--subject', `man=${ref}`, '--subject', `woman=${ref2},${ref}`, '--strength', '0.8', '--subject-guidance', '5', '--subject-guidance-area', 'routing', '--maps', maps, '--out', out, '--json');
     assert.equal(r.status, 0, r.stderr);
     const report = JSON.parse(r.stdout) as { files: string[]; maps: string[]; subjects: { word: string; images: string[] }[] };
     assert.deepEqual(report.files, [out]);
@@ -413,6 +413,8 @@ describe('moa CLI with subjects', { skip }, () => {
     const text = await readPngTextFile(out);
     const parameters = JSON.parse(text.parameters!) as Record<string, unknown>;
     assert.equal(parameters.strength, 0.8);
+    assert.equal(parameters.subjectGuidance, 5);
+    assert.equal(parameters.subjectGuidanceArea, 'routing');
     assert.equal(parameters.moa, weights);
     assert.ok(readdirSync(maps).includes('routing-mean.png') && readdirSync(maps).includes('subject-woman.png'));
     const image = await readImage(out);
@@ -428,6 +430,9 @@ describe('moa CLI with subjects', { skip }, () => {
     const noMoA = run('generate', '--model', model, '--prompt', 'a man', '--subject', `man=${ref}`);
     assert.equal(noMoA.status, 2);
     assert.match(noMoA.stderr, /--subject needs --moa/);
+    const badArea = run('generate', ...common, '--prompt', 'a man', '--subject', `man=${ref}`, '--subject-guidance-area', 'face');
+    assert.equal(badArea.status, 2);
+    assert.match(badArea.stderr, /'face' is invalid. Allowed choices are image, routing/);
     const badSpec = run('generate', ...common, '--prompt', 'a man', '--subject', 'man');
     assert.equal(badSpec.status, 2);
     assert.match(badSpec.stderr, /should be word=image\.png/);

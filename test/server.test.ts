@@ -243,7 +243,7 @@ describe('moa serve', { skip, timeout: 180_000 }, () => {
   });
 
   test('swap, morph and edit', async () => {
-    const swap = await api.post('/api/jobs', { kind: 'swap', prompt: 'a man hiking', ...small, subjects: [{ word: 'man', upload: ref[0] }], alternatives: [[{ word: 'man', upload: [ref[1], ref[2]] }]], maps: true, subjectGuidance: 6 });
+    const swap = await api.post('/api/jobs', { kind: 'swap', prompt: 'a man hiking', ...small, subjects: [{ word: 'man', upload: ref[0] }], alternatives: [[{ word: 'man', upload: [ref[1], ref[2]] }]], maps: true, subjectGuidance: 6, subjectGuidanceArea: 'routing' });
     assert.equal(swap.status, 202, JSON.stringify(swap.body));
     const swapped = await api.finished(swap.body.id);
     assert.equal(swapped.status, 'succeeded', JSON.stringify(swapped.error));
@@ -251,6 +251,7 @@ describe('moa serve', { skip, timeout: 180_000 }, () => {
     assert.deepEqual(swapped.progress, { step: 4, total: 4 });
     assert.equal(swapped.parameters.subjectGuidance, 6);
     assert.equal(swapped.generation.subjectGuidance, 6);
+    assert.equal(swapped.generation.subjectGuidanceArea, 'routing');
     assert.deepEqual([...new Set(swapped.maps.map((m: { result: number }) => m.result))], [0, 1]);
     const [a, b] = await Promise.all(swapped.results.map(async (r: { url: string }) => rawPixels(await api.bytes(r.url))));
     assert.ok(!a.equals(b), 'another subject gives another image');
@@ -299,6 +300,7 @@ describe('moa serve', { skip, timeout: 180_000 }, () => {
     await bad({ kind: 'morph', prompt: 'a man', word: 'dog', from: ref[0], to: ref[1] }, 'word', /"dog" is not in the prompt/);
     await bad({ kind: 'generate', prompt: 'a man', maps: true, strength: 0 }, 'maps', /maps need steps that run MoA/);
     await bad({ kind: 'generate', prompt: 'a man', subjectGuidance: 31 }, 'subjectGuidance', /'subjectGuidance' must be <= 30/);
+    await bad({ kind: 'generate', prompt: 'a man', subjectGuidanceArea: 'face' }, 'subjectGuidanceArea', /must be one of: image, routing/);
     const odd = (await api.upload(await sharp({ create: { width: 15, height: 16, channels: 3, background: '#000' } }).png().toBuffer())).body.id;
     await bad({ kind: 'edit', prompt: 'a man', image: odd }, 'image', /the photo is 15×16; its sides must be multiples of 2/);
 
