@@ -2,12 +2,16 @@
 // to the server's defaults and limits.
 import { $, randomSeed } from './dom.js';
 
-const NUMBERS = { seed: '#seed', steps: '#steps', guidance: '#guidance', batch: '#batch', width: '#width', height: '#height', strength: '#strength', subjectStart: '#subject-start' };
+const NUMBERS = { seed: '#seed', steps: '#steps', guidance: '#guidance', batch: '#batch', width: '#width', height: '#height', subjectGuidance: '#subject-guidance', strength: '#strength', subjectStart: '#subject-start' };
 
-/** The settings as request fields; an empty number box leaves its field to the server's default. */
+/**
+ * The settings as request fields; an empty number box, or one hidden (MoA's settings on a server
+ * without MoA), leaves its field to the server's default.
+ */
 export function readSettings() {
   const settings = { prompt: $('#prompt').value, negativePrompt: $('#negative').value };
   for (const [field, selector] of Object.entries(NUMBERS)) {
+    if ($(selector).closest('[data-field]')?.hidden) continue;
     const text = $(selector).value.trim();
     if (text !== '') settings[field] = Number(text);
   }
@@ -26,6 +30,8 @@ export function writeSettings(parameters) {
     if ($(selector).type === 'range' && Number($(selector).max) < parameters[field]) $(selector).max = String(parameters[field]);
     $(selector).value = String(parameters[field]);
   }
+  // Absent, the subjects' guidance is the guidance's: an empty box.
+  if (parameters.subjectGuidance === undefined) $('#subject-guidance').value = '';
   if (typeof parameters.scheduler === 'string') $('#scheduler').value = parameters.scheduler;
   if (typeof parameters.maps === 'boolean') $('#maps').checked = parameters.maps;
   showRangeValues();

@@ -5,7 +5,7 @@ import { $, el } from './dom.js';
 import { photoNumber, state, visiblePhotos } from './store.js';
 
 // The fields swap and morph share with the job they start from (docs/api.md).
-const SHARED = ['prompt', 'negativePrompt', 'seed', 'steps', 'guidance', 'strength', 'subjectStart', 'maps', 'width', 'height', 'scheduler'];
+const SHARED = ['prompt', 'negativePrompt', 'seed', 'steps', 'guidance', 'subjectGuidance', 'subjectGuidanceArea', 'strength', 'subjectStart', 'maps', 'width', 'height', 'scheduler'];
 
 /** The job's subjects, the morphing one included (as its 'from' photo). */
 function subjectsOf(job) {
