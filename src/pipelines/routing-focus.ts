@@ -1,4 +1,4 @@
-// Where the subjects are at this step, as MoA's routers see it: a recorder that averages one UNet
+// Where the subjects are at this step, as MoA's routers see it: a recorder that adds up one UNet
 // pass's personal routing r1 over the layers (at the latent grid) for the conditional rows, so
 // subject guidance can act where the routers send pixels to the personal branch and leave the
 // rest of the image to plain guidance. It can pass every map on to a MapRecorder too.
@@ -38,8 +38,8 @@ export class RoutingFocus implements MoARecorder {
   }
 
   /**
-   * This pass's r1, summed over the layers and scaled so each image's peak is 1, [batch, 1, h, w] (null when no layer
-   * routed); the caller owns it, and the next pass starts afresh.
+   * This pass's r1, summed over the layers and scaled so each image's peak is 1: [batch, 1, h, w]
+   * (null when no layer routed). The caller owns it; the next pass starts afresh.
    */
   take(): Tensor | null {
     const sum = this.#sum;
