@@ -6,12 +6,17 @@
 // where the ε loss weighs the clean image least.
 //   node dist/bench/identity-gap.js [--model models/world] [--moa FILE] [--world world]
 //                                   [--ids image_ids_test.txt] [--batches 16] [--bands 3]
+//                                   [--references]
+// --references binds each identity's reference render (world/references/, as `moa eval` shows
+// subjects) instead of its crop from the image itself, as the trainer does.
+import { join } from 'node:path';
 import { imageEmbeddings, type MoAConditioning, type SubjectBinding } from '../src/moa/index.js';
 import { openImageEncoder, openMoA } from '../src/pipelines/load-moa.js';
 import { openStableDiffusion } from '../src/pipelines/load.js';
 import { DDPMScheduler } from '../src/schedulers/index.js';
 import { batchMasks, disposeBatch, FfhqWildLoader, readImageIds, type Batch } from '../src/train/data/index.js';
 import { Generator, noGrad, randint, randn, stack, tidy, type Tensor } from '../src/tensor/index.js';
+import { referenceCrop } from '../src/train/pretrain/subject-pairs.js';
 import { benchArgs } from './args.js';
 
 const { values } = benchArgs({
@@ -21,6 +26,7 @@ const { values } = benchArgs({
   ids: { type: 'string', default: 'image_ids_test.txt' },
   batches: { type: 'string', default: '16' },
   bands: { type: 'string', default: '3' },
+  references: { type: 'boolean', default: false },
 });
 const wanted = Number(values.batches);
 if (!Number.isInteger(wanted) || wanted < 1) {
@@ -77,8 +83,19 @@ function otherIdentities(batch: Batch, embeddings: Tensor): Tensor {
   return stack(rows.map((r) => embeddings.select(0, r)));
 }
 
+/** Each subject's reference render, cropped as a view (grey backdrop), in the batch's order. */
+async function referenceCrops(batch: Batch): Promise<Tensor[]> {
+  return Promise.all(
+    batch.subjects.flat().map((s) => {
+      if (s.identity === undefined) throw new Error('identity-gap --references: the world names no identity for a subject');
+      return referenceCrop(join(values.world!, 'references', `${s.identity}.png`), imageEncoder.config.image_size, { background: 'grey' });
+    }),
+  );
+}
+
 let done = 0;
 for await (const batch of loader) {
+  const references = values.references ? await referenceCrops(batch) : null;
   noGrad(() =>
     tidy(() => {
       const all = batch.subjects.flat();
@@ -91,7 +108,7 @@ for await (const batch of loader) {
       const band = t.toNumbers().map(bandOf);
       const noisy = scheduler.addNoise(latents, eps, t);
       const target = scheduler.trainingTarget(latents, eps, t);
-      const own = imageEmbeddings(imageEncoder, stack(all.map((s) => s.crop)));
+      const own = imageEmbeddings(imageEncoder, stack(references ?? all.map((s) => s.crop)));
       const other = otherIdentities(batch, own);
       const bind = (e: Tensor): SubjectBinding[][] => {
         let row = 0;
@@ -118,10 +135,11 @@ for await (const batch of loader) {
     }),
   );
   disposeBatch(batch);
+  references?.forEach((t) => t.dispose());
   if (++done >= wanted) break;
 }
 
-console.log(`${values.moa ?? `${values.model}/moa.safetensors`} on ${values.ids}: ${done} batches, ${subjects} subjects (${swapped} given another identity of their word)`);
+console.log(`${values.moa ?? `${values.model}/moa.safetensors`} on ${values.ids}: ${done} batches, ${subjects} subjects (${swapped} given another identity of their word), bound through their ${values.references ? 'reference renders' : 'crops'}`);
 console.log('variant            mse inside subjects   mse outside');
 for (const [name, s] of Object.entries(sums)) {
   console.log(`${name.padEnd(18)} ${(s.inside / insidePixels).toFixed(4).padStart(10)}            ${(s.outside / outsidePixels).toFixed(4)}`);

@@ -124,6 +124,22 @@ function maskBox(labels: Tensor): [number, number, number, number] {
   return [first(rows), first(cols), last(rows) + 1, last(cols) + 1];
 }
 
+/** A reference image as a view [3, S, S], cropped to its subject like a scene crop. */
+export async function referenceCrop(path: string, cropSize: number, backdrop: BackgroundOptions): Promise<Tensor> {
+  const { rgb, alpha } = await readImageWithAlpha(path);
+  try {
+    return tidy(() => {
+      const labels = referenceMask(rgb, alpha);
+      const crop = subjectCrop(rgb, labels, { id: 1, bbox: maskBox(labels), end: 0 }, cropSize, backdrop);
+      if (!crop) throw new Error(`reference image '${path}' is empty`);
+      return crop;
+    });
+  } finally {
+    rgb.dispose();
+    alpha?.dispose();
+  }
+}
+
 export class SubjectPairLoader {
   readonly batchSize: number;
   readonly seed: number;
@@ -214,7 +230,7 @@ export class SubjectPairLoader {
       let second: Tensor;
       const others = entry.identity === null ? [] : this.#byIdentity.get(entry.identity)!.filter((o) => this.#entries[o]!.id !== entry.id);
       const reference = entry.identity === null ? undefined : this.#references.get(entry.identity);
-      if (reference && (others.length === 0 || random() < referenceProbability)) second = await this.#referenceCrop(reference, random, generator, cropSize);
+      if (reference && (others.length === 0 || random() < referenceProbability)) second = await referenceCrop(reference, cropSize, background(random, generator));
       else if (others.length > 0) second = await this.#sceneCrop(this.#entries[others[Math.floor(random() * others.length)]!]!, random, generator);
       else second = tidy(() => anchorCrop.clone());
       try {
@@ -236,22 +252,6 @@ export class SubjectPairLoader {
       return crop;
     } finally {
       image.dispose();
-    }
-  }
-
-  /** The reference image as a view, cropped to the subject like a scene crop. */
-  async #referenceCrop(path: string, random: () => number, generator: Generator, cropSize: number): Promise<Tensor> {
-    const { rgb, alpha } = await readImageWithAlpha(path);
-    try {
-      return tidy(() => {
-        const labels = referenceMask(rgb, alpha);
-        const crop = subjectCrop(rgb, labels, { id: 1, bbox: maskBox(labels), end: 0 }, cropSize, background(random, generator));
-        if (!crop) throw new Error(`reference image '${path}' is empty`);
-        return crop;
-      });
-    } finally {
-      rgb.dispose();
-      alpha?.dispose();
     }
   }
 
