@@ -36,6 +36,7 @@ interface EvalFlags extends ModelFlags {
   guidance?: number;
   subjectGuidance?: number;
   subjectGuidanceArea: SubjectGuidanceArea;
+  strength: number;
   scheduler: SchedulerName;
   seed: number;
   out: string;
@@ -74,6 +75,7 @@ function runCommand(): Command {
     .option('--guidance <scale>', `classifier-free guidance scale (${MODEL_GUIDANCE_HELP})`, number('--guidance'))
     .option('--subject-guidance <scale>', "the subjects' own guidance scale (default: --guidance's)", number('--subject-guidance'))
     .addOption(new Option('--subject-guidance-area <area>', "where the subjects' guidance applies: the whole image, or where the routers send pixels to the personal branch").choices(SUBJECT_GUIDANCE_AREAS).default('image'))
+    .option('--strength <s>', 'scale on the personal routing: 0 = base model, 1 = as trained, >1 stronger', number('--strength'), 1)
     .addOption(new Option('--scheduler <name>', 'sampler').choices(SCHEDULER_NAMES).default('dpmpp-2m'))
     .option('--seed <n>', 'seeds the prompts, identities and generation seeds', integer('--seed'), 0)
     .option('--out <dir>', 'where report.json and grid.png go', 'eval')
@@ -100,6 +102,7 @@ function runCommand(): Command {
                 guidance: flags.guidance,
                 subjectGuidance: flags.subjectGuidance,
                 subjectGuidanceArea: flags.subjectGuidanceArea,
+                strength: flags.strength,
                 scheduler: flags.scheduler,
                 seed: flags.seed,
                 ablationMoa: flags.ablationMoa ?? null,

@@ -48,6 +48,8 @@ export interface EvaluateOptions {
   subjectGuidance?: number;
   /** PersonalizeOptions.subjectGuidanceArea; default 'image'. */
   subjectGuidanceArea?: SubjectGuidanceArea;
+  /** Scale on the personal routing (PersonalizeOptions.strength); default 1. */
+  strength?: number;
   scheduler: SchedulerName;
   seed: number;
   /** A second MoA weights file for the same base (e.g. trained without the router loss). */
@@ -154,7 +156,7 @@ export async function evaluate(model: EvalModel, o: EvaluateOptions): Promise<{ 
     withoutSubjects.set(variant.name, plain);
     for (const [i, c] of cases.entries()) {
       const subjects = refs[i]!.map((r, k) => r.input(c.identities[k]!.class));
-      const options = { ...sampling(c), subjectGuidance: o.subjectGuidance, subjectGuidanceArea: o.subjectGuidanceArea, subjects, routing: variant.routing!, recordMaps: variant.routing === 'learned' };
+      const options = { ...sampling(c), subjectGuidance: o.subjectGuidance, subjectGuidanceArea: o.subjectGuidanceArea, strength: o.strength, subjects, routing: variant.routing!, recordMaps: variant.routing === 'learned' };
       const results: PersonalizedResult[] = c.swap
         ? await swapSubjects(model.sd, moa, { ...options, swaps: [[swapRefs[i]!.input(c.identities[0]!.class)]] })
         : [await generatePersonalized(model.sd, moa, options)];
@@ -244,6 +246,7 @@ export async function evaluate(model: EvalModel, o: EvaluateOptions): Promise<{ 
       guidance,
       subjectGuidance: o.subjectGuidance ?? guidance,
       subjectGuidanceArea: o.subjectGuidanceArea ?? 'image',
+      strength: o.strength ?? 1,
       scheduler: o.scheduler,
       seed: o.seed,
       ablationMoa: o.ablationMoa ?? null,
