@@ -244,11 +244,14 @@ describe('moa eval end to end', { skip: shipped || (existsSync(CLIP_VOCAB) ? fal
     const out = join(work, 'eval-out');
     const cli = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
     const args = ['eval', '--model', tiny.model, '--moa', tiny.moa, '--ablation-moa', tiny.moa, '--judges', SHIPPED, '--precision', 'fp32', '--prompts', '1', '--subjects', '1,2', '--steps', '2', '--seed', '4', '--out', out, '--json'];
+    // MoA's sampling settings reach every MoA variant and the report.
+    args.push('--subject-guidance', '4', '--subject-guidance-area', 'routing', '--strength', '1.5');
     const run = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
     assert.equal(run.status, 0, run.stderr);
     const report = JSON.parse(run.stdout) as EvalReport & { grid: { columns: string[]; rows: string[] } };
     assert.deepEqual(JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')), report);
     assert.equal(report.format, 'moa-eval');
+    assert.deepEqual([report.settings.subjectGuidance, report.settings.subjectGuidanceArea, report.settings.strength], [4, 'routing', 1.5]);
     assert.deepEqual(Object.keys(report.variants), ['moa', 'moa-no-router', 'moa-ablation', 'base']);
     assert.equal(report.cases.length, 2);
     assert.deepEqual(report.cases.map((c) => c.subjects), [1, 2]);
