@@ -162,7 +162,8 @@ step('binding photos to words marks the words in the prompt, each subject in its
   await page.getByLabel('Steps').fill('2');
   await page.getByLabel('Width').fill('16');
   await page.getByLabel('Height').fill('16');
-  await page.getByLabel('Subject guidance').fill('5');
+  await page.getByLabel('Subject guidance', { exact: true }).fill('5');
+  await page.getByLabel('Subject guidance only where routed').check();
 });
 
 step('the API refuses bad input with a message beside the control: steps over the limit, a word no longer in the prompt', async () => {
@@ -206,7 +207,7 @@ step('generate: live progress and previews, then the image with its routing maps
     { seed: job.parameters.seed, steps: job.parameters.steps, width: job.parameters.width, subjects: job.parameters.subjects.map((s: any) => s.word) },
     { seed: 1234, steps: 2, width: 16, subjects: ['man', 'dog'] },
   );
-  assert.equal(job.parameters.subjectGuidance, 5);
+  assert.deepEqual([job.parameters.subjectGuidance, job.parameters.subjectGuidanceArea], [5, 'routing']);
   assert.equal(await image.evaluate((img: any) => img.naturalWidth), 16);
   assert.ok((await image.getAttribute('src'))!.startsWith(`${job.results[0].url}?token=`));
 
@@ -241,7 +242,7 @@ step('swap keeps the seed: the base is the generated image, the alternative uses
   const [swap] = await jobs();
   assert.equal(swap.kind, 'swap');
   assert.equal(swap.parameters.seed, generated.parameters.seed);
-  assert.equal(swap.parameters.subjectGuidance, 5, 'a swap keeps the settings of the job it starts from');
+  assert.deepEqual([swap.parameters.subjectGuidance, swap.parameters.subjectGuidanceArea], [5, 'routing'], 'a swap keeps the settings of the job it starts from');
   assert.deepEqual(swap.parameters.alternatives, [[{ word: 'man', upload: (await api.get('/api/uploads')).body.uploads[0].id }]]);
   const [base, alternative] = await Promise.all(swap.results.map((r: any) => pixels(r.url)));
   assert.deepEqual(base, await pixels(generated.results[0].url), 'same seed and subjects: the base is the generated image');

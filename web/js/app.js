@@ -131,7 +131,7 @@ function describeServer(health) {
   $('#server-info').textContent = `${name} · ${moa} · ${health.precision} on ${health.device}`;
   $('#server-info').title = `${health.model}${health.moa ? `\n${health.moa}` : ''}`;
   const personal = Boolean(health.moa);
-  for (const selector of ['#subjects', '#bound-words', '[data-field="subjectGuidance"]', '[data-field="strength"]', '[data-field="subjectStart"]', '[data-field="maps"]']) $(selector).hidden = !personal;
+  for (const selector of ['#subjects', '#bound-words', '[data-field="subjectGuidance"]', '[data-field="subjectGuidanceArea"]', '[data-field="strength"]', '[data-field="subjectStart"]', '[data-field="maps"]']) $(selector).hidden = !personal;
   $('#canvas .placeholder').textContent = personal ? 'Bind a photo to a word of the prompt, then generate.' : 'Write a prompt, then generate.';
 }
 

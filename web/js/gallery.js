@@ -22,7 +22,7 @@ function facts(p) {
     ['seed', p.seed],
     ['steps', p.steps],
     ['guidance', p.guidance],
-    p.subjectGuidance !== undefined ? ['subject guidance', p.subjectGuidance] : null,
+    p.subjectGuidance !== undefined ? ['subject guidance', `${p.subjectGuidance}${p.subjectGuidanceArea === 'routing' ? ' (where routed)' : ''}`] : null,
     p.width ? ['size', `${p.width}×${p.height}`] : null,
     ['strength', p.strength],
     p.subjectStart ? ['subject start', p.subjectStart] : null,

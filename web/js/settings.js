@@ -17,6 +17,8 @@ export function readSettings() {
   }
   settings.scheduler = $('#scheduler').value;
   settings.maps = $('#maps').checked;
+  // Only with a subject scale of its own, and only where MoA's settings show.
+  if (settings.subjectGuidance !== undefined && $('#subject-guidance-routed').checked) settings.subjectGuidanceArea = 'routing';
   return settings;
 }
 
@@ -34,6 +36,7 @@ export function writeSettings(parameters) {
   if (parameters.subjectGuidance === undefined) $('#subject-guidance').value = '';
   if (typeof parameters.scheduler === 'string') $('#scheduler').value = parameters.scheduler;
   if (typeof parameters.maps === 'boolean') $('#maps').checked = parameters.maps;
+  $('#subject-guidance-routed').checked = parameters.subjectGuidanceArea === 'routing';
   showRangeValues();
 }
 
