@@ -14,7 +14,7 @@ import { classIndex } from '../src/eval/labels.js';
 import { changedPixels, meanAbsDiff, routingOverlap, scoreSubject, swapChange, wilsonInterval } from '../src/eval/metrics.js';
 import { dilate, findRegions, matchSubjects, unionMask } from '../src/eval/regions.js';
 import { renderJudgeScene, shrinkLabels } from '../src/eval/render.js';
-import type { EvalReport } from '../src/eval/report.js';
+import { type EvalReport, formatReport } from '../src/eval/report.js';
 import { trainJudges } from '../src/eval/train-judges.js';
 import { DEFAULT_WORLD } from '../src/eval/world-settings.js';
 import { noGrad, tensor, tidy } from '../src/tensor/index.js';
@@ -245,13 +245,14 @@ describe('moa eval end to end', { skip: shipped || (existsSync(CLIP_VOCAB) ? fal
     const cli = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
     const args = ['eval', '--model', tiny.model, '--moa', tiny.moa, '--ablation-moa', tiny.moa, '--judges', SHIPPED, '--precision', 'fp32', '--prompts', '1', '--subjects', '1,2', '--steps', '2', '--seed', '4', '--out', out, '--json'];
     // MoA's sampling settings reach every MoA variant and the report.
-    args.push('--subject-guidance', '4', '--subject-guidance-area', 'routing', '--strength', '1.5');
+    args.push('--subject-guidance', '6', '--subject-guidance-area', 'routing', '--strength', '1.5');
     const run = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
     assert.equal(run.status, 0, run.stderr);
     const report = JSON.parse(run.stdout) as EvalReport & { grid: { columns: string[]; rows: string[] } };
     assert.deepEqual(JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')), report);
     assert.equal(report.format, 'moa-eval');
-    assert.deepEqual([report.settings.subjectGuidance, report.settings.subjectGuidanceArea, report.settings.strength], [4, 'routing', 1.5]);
+    assert.deepEqual([report.settings.subjectGuidance, report.settings.subjectGuidanceArea, report.settings.strength], [6, 'routing', 1.5]);
+    assert.match(formatReport(report), /\nsampling: 2 steps dpmpp-2m, guidance [\d.]+, subject guidance 6 where routed, strength 1\.5, seed 4\n/);
     assert.deepEqual(Object.keys(report.variants), ['moa', 'moa-no-router', 'moa-ablation', 'base']);
     assert.equal(report.cases.length, 2);
     assert.deepEqual(report.cases.map((c) => c.subjects), [1, 2]);

@@ -167,6 +167,16 @@ const pct = (x: number | null | undefined) => (x === null || x === undefined ? '
 const num = (x: number | null | undefined, digits = 3) => (x === null || x === undefined ? '–' : x.toFixed(digits));
 
 /** The report as a few lines of text (the JSON holds everything). */
+/** How MoA's variants sampled, from the report's settings (what a reader needs to compare runs). */
+function samplingLine(settings: Record<string, unknown>): string {
+  const { steps, scheduler, guidance, subjectGuidance, subjectGuidanceArea, strength, seed } = settings;
+  const parts = [`${String(steps)} steps ${String(scheduler)}`, `guidance ${String(guidance)}`];
+  if (subjectGuidance !== undefined && subjectGuidance !== guidance) parts.push(`subject guidance ${String(subjectGuidance)}${subjectGuidanceArea === 'routing' ? ' where routed' : ''}`);
+  if (strength !== undefined && strength !== 1) parts.push(`strength ${String(strength)}`);
+  parts.push(`seed ${String(seed)}`);
+  return parts.join(', ');
+}
+
 export function formatReport(report: EvalReport): string {
   const names = Object.keys(report.variants) as VariantName[];
   const counts = Object.keys(report.variants[names[0]!]?.identity ?? {});
@@ -185,6 +195,7 @@ export function formatReport(report: EvalReport): string {
   rows.push(`${pad('routing r1 in / out subjects, IoU', LABEL)}${names.map((n) => { const r = report.variants[n]!.routing; return pad(r ? `${num(r.inside)} / ${num(r.outside)}, ${num(r.iou, 2)}` : '–', 22); }).join('')}`);
   const ref = report.judges.onReferences;
   rows.push(`judges on the references: identity match ${pct(ref.identityMatch)}, attributes ${pct(ref.attributeAccuracy)} (reliable attributes: ${report.judges.reliableAttributes.join(', ') || 'none'})`);
+  rows.push(`sampling: ${samplingLine(report.settings)}`);
   rows.push(`${report.cases.length} prompts in ${report.seconds} s`);
   if (report.files) rows.push(`wrote ${report.files.report} and ${report.files.grid}`);
   return rows.join('\n');
