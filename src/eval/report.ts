@@ -166,7 +166,6 @@ export function summarise(o: {
 const pct = (x: number | null | undefined) => (x === null || x === undefined ? '  –  ' : `${(100 * x).toFixed(1).padStart(5)}%`);
 const num = (x: number | null | undefined, digits = 3) => (x === null || x === undefined ? '–' : x.toFixed(digits));
 
-/** The report as a few lines of text (the JSON holds everything). */
 /** How MoA's variants sampled, from the report's settings (what a reader needs to compare runs). */
 function samplingLine(settings: Record<string, unknown>): string {
   const { steps, scheduler, guidance, subjectGuidance, subjectGuidanceArea, strength, seed } = settings;
@@ -177,6 +176,7 @@ function samplingLine(settings: Record<string, unknown>): string {
   return parts.join(', ');
 }
 
+/** The report as a few lines of text (the JSON holds everything). */
 export function formatReport(report: EvalReport): string {
   const names = Object.keys(report.variants) as VariantName[];
   const counts = Object.keys(report.variants[names[0]!]?.identity ?? {});

@@ -125,23 +125,15 @@ export class MoAAttention extends Module implements AttentionLayer {
     const [b, l] = context.shape as [number, number, number];
     const placement = SubjectPlacement.of(moa, b, l, this.config.imageEmbedDim, this.config.maxSubjects);
     const multimodal = this.#fusion!.multimodalContext(context, placement, this.index);
-    const record = moa.recorder?.subjectAttention?.bind(moa.recorder);
-    if (placement.count === 0 || !record) return this.personal.forward(hidden, multimodal, ctx);
-    return this.#attendRecording(hidden, multimodal, placement, ctx, moa.recorder!, record);
+    if (placement.count === 0 || !moa.recorder?.subjectAttention) return this.personal.forward(hidden, multimodal, ctx);
+    return this.#attendRecording(hidden, multimodal, placement, ctx, moa.recorder);
   }
 
   /**
    * The personal cross-attention computed with explicit probabilities, so the attention each
    * subject's token receives can be recorded: [B, S, h, w], averaged over heads.
    */
-  #attendRecording(
-    hidden: Tensor,
-    context: Tensor,
-    placement: SubjectPlacement,
-    ctx: AttentionCallContext,
-    recorder: MoARecorder,
-    record: NonNullable<MoARecorder['subjectAttention']>,
-  ): Tensor {
+  #attendRecording(hidden: Tensor, context: Tensor, placement: SubjectPlacement, ctx: AttentionCallContext, recorder: MoARecorder): Tensor {
     return tidy(() => {
       const p = this.personal;
       const q = p.to_q.forward(hidden);
@@ -161,7 +153,7 @@ export class MoAAttention extends Module implements AttentionLayer {
       const s = placement.maxPerElement;
       const perToken = probs.mean(1).transpose(1, 2); // [B, L, N]
       const maps = perToken.gather(1, index.expand(b, s, n)).mul(valid).reshape(b, s, ctx.size[0], ctx.size[1]);
-      record(this.name, ctx.size, handOver(maps, recorder));
+      recorder.subjectAttention!(this.name, ctx.size, handOver(maps, recorder));
       return out;
     });
   }

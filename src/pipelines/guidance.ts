@@ -16,14 +16,7 @@ export type SubjectGuidanceArea = 'image' | 'routing';
 export const SUBJECT_GUIDANCE_AREAS: readonly SubjectGuidanceArea[] = ['image', 'routing'];
 
 /** The text scale in force: guidance at or below 1 is off (the conditional branch alone). */
-const textScale = (guidance: number): number => (guidance > 1 ? guidance : 1);
-
-/** Checks a subject guidance scale (undefined: the same as the text's). */
-export function checkSubjectGuidance(subjectGuidance: number | undefined): void {
-  if (subjectGuidance !== undefined && !(typeof subjectGuidance === 'number' && subjectGuidance >= 0 && subjectGuidance <= 100)) {
-    throw new RangeError(`subjectGuidance must be a number from 0 to 100, not ${String(subjectGuidance)}`);
-  }
-}
+export const textScale = (guidance: number): number => (guidance > 1 ? guidance : 1);
 
 /** The branches a step runs, in batch order (the conditional one always last). */
 export function guidanceBranches(guidance: number, subjectGuidance?: number): GuidanceBranch[] {

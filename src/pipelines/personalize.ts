@@ -9,7 +9,7 @@ import { createScheduler } from '../schedulers/index.js';
 import { full } from '../tensor/create.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { disposeMaps, MapRecorder, type GenerationMaps } from './maps.js';
-import { checkSubjectGuidance, guidanceBranches, SUBJECT_GUIDANCE_AREAS, type SubjectGuidanceArea } from './guidance.js';
+import { guidanceBranches, SUBJECT_GUIDANCE_AREAS, type SubjectGuidanceArea, textScale } from './guidance.js';
 import { RoutingFocus } from './routing-focus.js';
 import type { StableDiffusion } from './stable-diffusion.js';
 import { bindSubjects, clipSubjectEncoder, resolveEmbedding, type SubjectEncoder, type SubjectInput, type SubjectSource } from './subjects.js';
@@ -106,8 +106,7 @@ function checkRange(name: string, value: number, lo: number, hi: number): number
 /** Settings of a personalized generation, checked (the subjects' words are bound later). */
 export function resolvePersonalized(sd: StableDiffusion, options: PersonalizeOptions): Omit<PersonalizedParameters, 'subjects'> {
   const p = resolveParameters(sd, options);
-  checkSubjectGuidance(options.subjectGuidance);
-  const subjectGuidance = options.subjectGuidance ?? (p.guidance > 1 ? p.guidance : 1);
+  const subjectGuidance = options.subjectGuidance === undefined ? textScale(p.guidance) : checkRange('subjectGuidance', options.subjectGuidance, 0, 100);
   const subjectGuidanceArea = options.subjectGuidanceArea ?? 'image';
   if (!SUBJECT_GUIDANCE_AREAS.includes(subjectGuidanceArea)) throw new RangeError(`subjectGuidanceArea must be ${SUBJECT_GUIDANCE_AREAS.map((a) => `'${a}'`).join(' or ')}, not ${String(subjectGuidanceArea)}`);
   const strength = checkRange('strength', options.strength ?? 1, 0, 100);

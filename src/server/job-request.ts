@@ -79,7 +79,9 @@ export function resolveJob(request: JobRequest, { info, tokenizer, uploads, limi
     if (kind !== 'generate') throw badInput(`this server runs without MoA weights, so it cannot ${kind}: start it with --moa FILE`, 'kind');
     if (subjects.length) throw badInput('this server runs without MoA weights, so it takes no subjects: start it with --moa FILE', 'subjects');
     if (maps) throw badInput('this server runs without MoA weights, so it has no routing maps: start it with --moa FILE', 'maps');
-    if (request.subjectGuidance !== undefined || request.subjectGuidanceArea !== undefined) throw badInput('this server runs without MoA weights, so it has no subject guidance: start it with --moa FILE', 'subjectGuidance');
+    for (const field of ['subjectGuidance', 'subjectGuidanceArea'] as const) {
+      if (request[field] !== undefined) throw badInput('this server runs without MoA weights, so it has no subject guidance: start it with --moa FILE', field);
+    }
   }
 
   const edit = kind === 'edit';
